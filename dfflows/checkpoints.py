@@ -1,0 +1,78 @@
+"""Orbax checkpoints of the whole TrainState: the last N, plus the best by eval bits/dim.
+
+Orbax writes each checkpoint into a temporary directory and renames it when
+complete, so a kill mid-write never leaves a half-written latest step. A
+checkpoint that is nevertheless unreadable (truncated or corrupted files) is
+skipped on restore, falling back to the previous one, with a warning.
+"""
+import os
+from typing import Any, Optional, Tuple
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class Checkpoints:
+  """Save and restore-with-fallback of TrainStates under `workdir`."""
+
+  def __init__(self, workdir: str, keep: int):
+    self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+    self.best_directory = os.path.abspath(os.path.join(workdir, 'best'))
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=False)
+    self.latest = ocp.CheckpointManager(self.directory, options=options)
+    best_options = ocp.CheckpointManagerOptions(
+        max_to_keep=1, create=True, enable_async_checkpointing=False,
+        best_fn=lambda metrics: metrics['eval_bpd'], best_mode='min')
+    self.best = ocp.CheckpointManager(self.best_directory, options=best_options)
+
+  def save(self, state: Any) -> None:
+    """Saves `state` under its step (overwriting nothing already written)."""
+    step = int(jax.device_get(state.step))
+    if step not in self.latest.all_steps():
+      self.latest.save(step, args=ocp.args.StandardSave(state))
+      self.latest.wait_until_finished()
+
+  def save_best(self, state: Any, eval_bpd: float) -> None:
+    """Keeps `state` in best/ if its eval bits/dim is the lowest so far."""
+    step = int(jax.device_get(state.step))
+    if step not in self.best.all_steps():
+      self.best.save(step, args=ocp.args.StandardSave(state), metrics={'eval_bpd': eval_bpd})
+      self.best.wait_until_finished()
+
+  def latest_step(self) -> Optional[int]:
+    """The newest saved step, or None."""
+    return self.latest.latest_step()
+
+  def restore(self, target: Any, which: str = 'latest') -> Tuple[Any, Optional[int]]:
+    """Restores the newest readable checkpoint into the structure/shardings of `target`.
+
+    Returns (state, step), or (target, None) when there is no checkpoint at all.
+    Raises RuntimeError if checkpoints exist but none can be read.
+    """
+    manager = self.latest if which == 'latest' else self.best
+    steps = sorted(manager.all_steps(), reverse=True)
+    if which == 'best' and manager.best_step() is not None:
+      steps = [manager.best_step()]
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    errors = []
+    for step in steps:
+      try:
+        state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning('Checkpoint at step %d in %s is unreadable (%s: %s); falling back to the'
+                        ' previous one.', step, manager.directory, type(e).__name__, e)
+        errors.append(f'step {step}: {type(e).__name__}: {e}')
+        continue
+      if errors:
+        logging.warning('Resumed from step %d after skipping unreadable checkpoints.', step)
+      return state, step
+    if errors:
+      raise RuntimeError(f'No readable checkpoint in {manager.directory}:\n' + '\n'.join(errors))
+    return target, None
+
+  def close(self) -> None:
+    """Waits for pending writes and releases the managers."""
+    self.latest.close()
+    self.best.close()

@@ -1,0 +1,87 @@
+"""Validation of a run's config before any work starts, and of a workdir against it."""
+import json
+import os
+from typing import Iterable
+
+import ml_collections
+
+CHOICES = {
+    'data.name': ('mnist_embedded', 'mnist', 'mnist_idx', 'cifar10', 'celeb_a'),
+    'data.dequantization': ('uniform',),
+    'model.kind': ('diffflow', 'flow', 'ddpm'),
+    'model.objective': ('bound', 'thesis_eq_4_6'),
+    'model.unet_loss': ('hybrid', 'bound'),
+    'model.conv_impl': ('xla', 'fast'),
+    'flow.coupling': ('spline', 'affine'),
+    'flow.mask': ('channel', 'checkerboard'),
+    'flow.conv1x1': ('lu', 'plain'),
+    'diffusion.schedule': ('linear', 'cosine'),
+    'diffusion.sampler': ('ancestral', 'ddim'),
+    'optim.schedule': ('constant', 'cosine'),
+}
+# Sections whose values may change between a run and its resumption.
+RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
+CONFIG_FILE = 'config.json'
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+  """config['a.b'] for a dotted key."""
+  for part in dotted.split('.'):
+    config = config[part]
+  return config
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Raises ValueError naming the first inconsistent or unknown setting."""
+  for key, choices in CHOICES.items():
+    value = _get(config, key)
+    if value not in choices:
+      raise ValueError(f'config.{key}={value!r} is not one of {choices}.')
+  size = config.data.image_size
+  factor = 2**config.flow.num_levels if config.model.kind != 'ddpm' else 1
+  if config.model.kind != 'ddpm' and size % factor:
+    raise ValueError(f'config.data.image_size={size} must be divisible by 2**flow.num_levels='
+                     f'{factor}.')
+  for name in ('train.batch_size', 'eval.batch_size'):
+    batch = _get(config, name)
+    if batch <= 0 or batch % num_devices:
+      raise ValueError(f'config.{name}={batch} must be a positive multiple of the device count '
+                       f'({num_devices}).')
+  for name in ('train.num_steps', 'train.log_every', 'train.checkpoint_every',
+               'train.eval_every', 'train.sample_every', 'train.steps_per_call'):
+    if _get(config, name) <= 0:
+      raise ValueError(f'config.{name} must be positive, got {_get(config, name)}.')
+
+
+def _model_sections(config: ml_collections.ConfigDict) -> dict:
+  """The parts of `config` that define the model and data (must match to resume)."""
+  d = json.loads(config.to_json())
+  return {k: v for k, v in d.items() if k not in RESUMABLE_SECTIONS}
+
+
+def _diff(a: dict, b: dict, prefix: str = '') -> Iterable[str]:
+  """Dotted keys whose values differ between nested dicts a and b."""
+  for key in sorted(set(a) | set(b)):
+    va, vb = a.get(key), b.get(key)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      yield from _diff(va, vb, f'{prefix}{key}.')
+    elif va != vb:
+      yield f'{prefix}{key}: {va!r} (workdir) vs {vb!r} (now)'
+
+
+def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Saves the config in a new workdir; raises ValueError if it holds a different run."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    diffs = list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
+                       _model_sections(config)))
+    if diffs:
+      raise ValueError(f'Workdir {workdir} holds a run of a different config; use another '
+                       'workdir or the same settings. Differences:\n  ' + '\n  '.join(diffs))
+  os.makedirs(workdir, exist_ok=True)
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    f.write(config.to_json(indent=2))
+  os.replace(tmp, path)

@@ -1,0 +1,161 @@
+"""Evaluates a trained run: bits/dim (full bound), FID, sampling time, eps-MSE.
+
+  python -m dfflows.evaluate --config=configs/default.py --workdir=runs/default \
+      [--checkpoint=best|latest] [--num_examples=N] [--fid_samples=N]
+
+Writes <workdir>/eval.json and prints a table. Bits/dim: exact for the flow-only
+model; for diffusion models the variational bound with every t summed (prior KL,
+KLs for t=1..T-1, decoder at t=0), plus -log|det| for a DiffFlow, then the
+dequantisation offset (see dfflows/metrics/bpd.py).
+"""
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from dfflows import train, visualize
+from dfflows.checkpoints import Checkpoints
+from dfflows.data import input_pipeline
+from dfflows.metrics import classifier, fid
+from dfflows.models import build_model
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'Config file of the run.', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Workdir of the run.')
+flags.DEFINE_enum('checkpoint', 'best', ['best', 'latest'], 'Which checkpoint (EMA params).')
+flags.DEFINE_integer('num_examples', 0, 'Test examples for bits/dim (0 = config.eval.num_examples).')
+flags.DEFINE_integer('fid_samples', 0, 'Samples for FID (0 = config.eval.fid_num_samples).')
+flags.DEFINE_integer('sample_steps', 0, 'Reverse steps (0 = config.diffusion.sample_steps).')
+
+
+def restore_state(config: ml_collections.ConfigDict, workdir: str, trainer: train.Trainer,
+                  init_batch: np.ndarray, which: str):
+  """EMA params and step of the run's best (falling back to latest) checkpoint."""
+  target = trainer.init_state(init_batch)
+  ckpts = Checkpoints(workdir, config.train.keep_checkpoints)
+  state, step = ckpts.restore(target, which=which)
+  if step is None and which == 'best':
+    state, step = ckpts.restore(target, which='latest')
+  ckpts.close()
+  if step is None:
+    raise FileNotFoundError(f'No checkpoint in {workdir}; train first with dfflows.main.')
+  return state, step
+
+
+def bpd_and_mse(trainer: train.Trainer, params: Any, images: np.ndarray, num_examples: int,
+                batch_size: int) -> Dict[str, float]:
+  """Full-bound bits/dim (mean, stderr) and one-sample eps-MSE over test images."""
+  model = trainer.model
+  key = jax.random.fold_in(trainer.base_key, 2**30 + 2)
+  full = jax.jit(model.full_bpd)
+  loss = jax.jit(lambda p, x, k: model.loss(p, x, k, train=False)[1])
+  bpds, mses = [], []
+  for i, (batch, mask) in enumerate(input_pipeline.eval_batches(images, batch_size, num_examples)):
+    k = jax.random.fold_in(key, i)
+    keep = np.asarray(mask, bool)
+    bpds.append(np.asarray(full(params, batch, k))[keep])
+    metrics = loss(params, batch, k)
+    if 'l_simple' in metrics:
+      mses.append(float(metrics['l_simple']))
+  bpd = np.concatenate(bpds)
+  out = {'bpd': float(bpd.mean()), 'bpd_stderr': float(bpd.std(ddof=1) / math.sqrt(len(bpd))),
+         'bpd_num_examples': int(len(bpd))}
+  if mses:
+    out['eps_mse'] = float(np.mean(mses))
+  return out
+
+
+def time_sampling(sample: Callable, params: Any, key: jax.Array, num: int,
+                  num_steps: Optional[int], temperature: float) -> float:
+  """Seconds to draw `num` samples, after a warm-up call that compiles."""
+  jax.block_until_ready(sample(params, key, num=num, num_steps=num_steps, temperature=temperature))
+  t0 = time.perf_counter()
+  jax.block_until_ready(sample(params, jax.random.fold_in(key, 1), num=num, num_steps=num_steps,
+                               temperature=temperature))
+  return time.perf_counter() - t0
+
+
+def feature_extractor(config: ml_collections.ConfigDict, workdir: str) -> Callable:
+  """The FID feature function: a classifier trained on the train split, cached in the run."""
+  path = os.path.join(workdir, 'fid_classifier.msgpack')
+  if os.path.exists(path):
+    params = classifier.load_classifier(path)
+  else:
+    images, labels = input_pipeline.load_split(config.data, 'train')
+    params = classifier.train_classifier(images, labels, num_steps=config.eval.classifier_steps,
+                                         batch_size=128, seed=config.seed, lr=1e-3)
+    classifier.save_classifier(path, params)
+  return params, classifier.feature_fn(params)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best',
+             num_examples: int = 0, fid_samples: int = 0, sample_steps: int = 0) -> Dict:
+  """Computes every metric of a run and writes eval.json; returns the dict."""
+  model = build_model(config)
+  trainer = train.Trainer(config, model, train.make_mesh())
+  train_images, _ = input_pipeline.load_split(config.data, 'train')
+  test_images, test_labels = input_pipeline.load_split(config.data, 'test')
+  state, step = restore_state(config, workdir, trainer, train_images[:config.train.batch_size],
+                              which)
+  params = state.ema_params
+  num_examples = num_examples or config.eval.num_examples
+  steps = sample_steps or config.diffusion.sample_steps
+  steps = None if config.model.kind == 'flow' else min(steps, config.diffusion.num_timesteps)
+  result = {'step': step, 'checkpoint': which, 'model': config.model.kind,
+            'params': int(sum(x.size for x in jax.tree.leaves(params)))}
+  result.update(bpd_and_mse(trainer, params, test_images, num_examples, config.eval.batch_size))
+
+  temperature = config.model.temperature
+  key = jax.random.fold_in(trainer.base_key, 2**30 + 3)
+  result['sampler'] = ('flow inverse' if steps is None else
+                       f'{config.diffusion.sampler}, {steps} of {config.diffusion.num_timesteps} steps')
+  result['network_evals_per_sample'] = 1 if steps is None else steps + (config.model.kind == 'diffflow')
+  result['seconds_for_25_samples'] = time_sampling(trainer.sample, params, key, 25, steps, temperature)
+
+  n = fid_samples or config.eval.fid_num_samples
+  cls_params, feats = feature_extractor(config, workdir)
+  result['fid_classifier_test_accuracy'] = float(classifier.accuracy(cls_params, test_images,
+                                                                     test_labels))
+  stats_path = os.path.join(workdir, 'fid_stats_test.npz')
+  if os.path.exists(stats_path):
+    ref = fid.FeatureStats.load(stats_path)
+  else:
+    ref = fid.feature_stats(fid.batched_features(feats, test_images, 500))
+    ref.save(stats_path)
+  batch = min(n, 250)
+  t0 = time.perf_counter()
+  samples = np.concatenate([np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i),
+                                                      num=batch, num_steps=steps,
+                                                      temperature=temperature))
+                            for i in range(math.ceil(n / batch))])[:n]
+  result[f'seconds_for_{n}_samples'] = time.perf_counter() - t0
+  result['fid'] = fid.fid_from_stats(fid.feature_stats(fid.batched_features(feats, samples, 500)),
+                                     ref)
+  result['fid_num_samples'] = n
+  visualize.save_image_grid(samples[:64], os.path.join(workdir, 'eval_samples.png'))
+  with open(os.path.join(workdir, 'eval.json'), 'w') as f:
+    json.dump(result, f, indent=2)
+  return result
+
+
+def main(argv):
+  """Runs the evaluation and prints a table."""
+  del argv
+  result = evaluate(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.num_examples,
+                    FLAGS.fid_samples, FLAGS.sample_steps)
+  width = max(map(len, result))
+  print('\n'.join(f'{k:<{width}}  {v:.4g}' if isinstance(v, float) else f'{k:<{width}}  {v}'
+                  for k, v in result.items()))
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config', 'workdir'])
+  app.run(main)

@@ -1,0 +1,52 @@
+"""The training state: everything a checkpoint needs to resume a run exactly.
+
+The data position and the per-step RNG are functions of (config.seed, step), so
+`step` is all of them that needs storing.
+"""
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Step, params, EMA params and optimizer state."""
+  step: jnp.ndarray
+  params: Any
+  ema_params: Any
+  opt_state: Any
+
+
+def create_optimizer(optim: ml_collections.ConfigDict, num_steps: int,
+                     max_bad_steps: int) -> optax.GradientTransformation:
+  """AdamW with warmup, optional cosine decay and global-norm clipping; non-finite steps skipped."""
+  if optim.schedule == 'cosine':
+    lr = optax.warmup_cosine_decay_schedule(0.0, optim.lr, max(optim.warmup_steps, 1),
+                                            max(num_steps, optim.warmup_steps + 1))
+  else:
+    lr = optax.linear_schedule(0.0, optim.lr, max(optim.warmup_steps, 1))
+  parts = [optax.clip_by_global_norm(optim.grad_clip)] if optim.grad_clip > 0 else []
+  parts.append(optax.adamw(lr, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay))
+  # Skips (zero update, optimizer state kept) steps with NaN/Inf gradients; the
+  # training loop stops after `max_bad_steps` in a row, before optax would give up.
+  return optax.apply_if_finite(optax.chain(*parts), max_consecutive_errors=max_bad_steps)
+
+
+def create_train_state(params: Any, tx: optax.GradientTransformation) -> TrainState:
+  """A step-0 state with EMA params equal to `params`."""
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params))
+
+
+def consecutive_bad_steps(state: TrainState) -> jnp.ndarray:
+  """How many of the latest steps in a row had non-finite gradients."""
+  return state.opt_state.notfinite_count
+
+
+def ema_update(ema: Any, params: Any, decay: float) -> Any:
+  """ema <- decay * ema + (1 - decay) * params."""
+  return optax.incremental_update(params, ema, step_size=1.0 - decay)

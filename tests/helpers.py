@@ -1,0 +1,42 @@
+"""Small configs and data shared by the model and training tests."""
+import ml_collections
+import numpy as np
+
+from configs import default
+
+
+def tiny_config(kind: str = 'diffflow') -> ml_collections.ConfigDict:
+  """A DiffFlow/flow/DDPM config small enough for a unit test on CPU."""
+  config = default.get_config()
+  config.model.kind = kind
+  config.model.latent_squeeze = 2
+  config.model.conv_impl = 'xla'
+  config.flow.num_levels = 2
+  config.flow.num_steps = 1
+  config.flow.hidden_channels = 8
+  config.flow.num_res_blocks = 1
+  config.unet.ch = 8
+  config.unet.ch_mult = (1,) if kind == 'diffflow' else (1, 2)
+  config.unet.num_res_blocks = 1
+  config.unet.attn_resolutions = ()
+  config.diffusion.num_timesteps = 20
+  config.diffusion.sample_steps = 5
+  config.train.batch_size = 8
+  config.train.num_steps = 4
+  config.train.log_every = 2
+  config.train.eval_every = 4
+  config.train.checkpoint_every = 2
+  config.train.sample_every = 4
+  config.optim.warmup_steps = 1
+  config.eval.batch_size = 8
+  config.eval.num_examples = 16
+  config.eval.num_samples = 4
+  return config
+
+
+def random_images(n: int, shape=(32, 32, 1), seed: int = 0) -> np.ndarray:
+  """Random uint8 images with MNIST-like zero borders."""
+  rng = np.random.default_rng(seed)
+  x = rng.integers(0, 256, size=(n,) + shape).astype(np.uint8)
+  x[:, :2] = 0
+  return x

@@ -1,0 +1,143 @@
+"""The DiffFlow objective and the baselines against hand-computed formulas."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from dfflows.flows import uniform_dequantize
+from dfflows.models import build_model, common
+from tests.helpers import random_images, tiny_config
+
+
+def _perturb(params, key, scale=0.05):
+  """Adds noise to every param leaf so that zero-initialised layers are not trivial."""
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape, p.dtype)
+                                   for p, k in zip(leaves, keys)])
+
+
+@pytest.fixture(scope='module')
+def diffflow():
+  config = tiny_config('diffflow')
+  model = build_model(config)
+  x = jnp.asarray(random_images(4))
+  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  return model, params, x
+
+
+def _by_hand(model, params, x, key):
+  """The DiffFlow's latent, log-det and diffusion quantities, written out step by step."""
+  k_deq, k_tn, _ = jax.random.split(key, 3)
+  u = uniform_dequantize(k_deq, x)
+  z, logdet = model.flow.apply(params['flow'], u, method='forward')
+  z0 = model.to_latent(z)
+  k_t, k_n = jax.random.split(k_tn)
+  t = jax.random.randint(k_t, (x.shape[0],), 0, model.diffusion.num_timesteps)
+  noise = jax.random.normal(k_n, z0.shape)
+  x_t = model.diffusion.q_sample(z0, t, noise)
+  out = model.unet.apply(params['unet'], x_t, t, train=False)
+  return z0, logdet, t, noise, x_t, out
+
+
+def test_diffflow_loss_is_negative_logdet_plus_vlb_by_hand(diffflow):
+  model, params, x = diffflow
+  key = jax.random.PRNGKey(3)
+  _, metrics = model.loss(params, x, key, train=False)
+  z0, logdet, t, _, x_t, out = _by_hand(model, params, x, key)
+  d = model.diffusion
+  nats = -logdet + d.num_timesteps * d.vlb_term(out, z0, x_t, t) + d.prior_kl(z0)
+  dims = 32 * 32
+  expected = (nats + dims * math.log(256)) / (dims * math.log(2))
+  np.testing.assert_allclose(metrics['bpd'], expected.mean(), rtol=1e-5)
+
+
+def test_thesis_objective_is_printed_loss_by_hand():
+  """The ablation trains L_diff + log|det df/dx| (bits/dim units), as printed in eq. 4.6."""
+  config = tiny_config('diffflow')
+  config.model.objective = 'thesis_eq_4_6'
+  model = build_model(config)
+  x = jnp.asarray(random_images(4))
+  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  key = jax.random.PRNGKey(2)
+  loss, _ = model.loss(params, x, key, train=False)
+  z0, logdet, t, noise, x_t, out = _by_hand(model, params, x, key)
+  l_diff = common.hybrid_loss(model.diffusion, out, z0, x_t, t, noise, 0.001)
+  expected = (l_diff + logdet / (32 * 32 * math.log(2))).mean()
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def _grad_norms(grads):
+  return {k: float(sum(jnp.sum(g**2) for g in jax.tree.leaves(v))) for k, v in grads.items()}
+
+
+def test_flow_gradient_comes_from_bound_only_and_unet_from_hybrid(diffflow):
+  model, params, x = diffflow
+  key = jax.random.PRNGKey(5)
+  g_total = jax.grad(lambda p: model.loss(p, x, key)[0])(params)
+  g_bound = jax.grad(lambda p: model.loss(p, x, key)[1]['bpd'])(params)
+  norms = _grad_norms(g_total)
+  assert norms['flow'] > 0 and norms['unet'] > 0
+  for a, b in zip(jax.tree.leaves(g_total['flow']), jax.tree.leaves(g_bound['flow'])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+  # The bound itself does not train the U-Net in hybrid mode (stop-gradient on its params).
+  assert _grad_norms(g_bound)['unet'] == 0.0
+
+
+def test_unet_loss_bound_trains_unet_on_bound():
+  config = tiny_config('diffflow')
+  config.model.unet_loss = 'bound'
+  model = build_model(config)
+  x = jnp.asarray(random_images(4))
+  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  key = jax.random.PRNGKey(2)
+  g = jax.grad(lambda p: model.loss(p, x, key)[0])(params)
+  g_bpd = jax.grad(lambda p: model.loss(p, x, key)[1]['bpd'])(params)
+  for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_bpd)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def test_flow_only_nll_matches_scipy():
+  config = tiny_config('flow')
+  model = build_model(config)
+  x = jnp.asarray(random_images(3))
+  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  key = jax.random.PRNGKey(4)
+  bpd = model.eval_bpd(params, x, key)
+  u = uniform_dequantize(key, x)
+  z, logdet = model.flow.apply(params['flow'], u, method='forward')
+  logp = stats.norm.logpdf(np.asarray(z, np.float64)).reshape(3, -1).sum(1) + np.asarray(logdet)
+  d = 32 * 32
+  np.testing.assert_allclose(bpd, (-logp + d * np.log(256)) / (d * np.log(2)), rtol=1e-5)
+
+
+def test_ddpm_bound_is_discrete_bits():
+  config = tiny_config('ddpm')
+  model = build_model(config)
+  x = jnp.asarray(random_images(2))
+  params = model.init(jax.random.PRNGKey(0), x)
+  bpd = model.eval_bpd(params, x, jax.random.PRNGKey(1))
+  assert bpd.shape == (2,)
+  assert np.all(np.asarray(bpd) > 0)
+
+
+@pytest.mark.parametrize('kind', ['diffflow', 'flow', 'ddpm'])
+def test_sample_shapes_and_dtype(kind):
+  config = tiny_config(kind)
+  model = build_model(config)
+  x = jnp.asarray(random_images(2))
+  params = model.init(jax.random.PRNGKey(0), x)
+  s = jax.jit(model.sample, static_argnames=('num', 'num_steps'))(
+      params, jax.random.PRNGKey(1), num=3, num_steps=5)
+  assert s.shape == (3, 32, 32, 1) and s.dtype == jnp.uint8
+
+
+def test_bad_images_are_rejected(diffflow):
+  model, params, _ = diffflow
+  with pytest.raises(ValueError, match='shape'):
+    model.loss(params, jnp.zeros((2, 28, 28, 1), jnp.uint8), jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match='uint8'):
+    model.loss(params, jnp.zeros((2, 32, 32, 1), jnp.float32), jax.random.PRNGKey(0))

@@ -1,0 +1,182 @@
+"""The training system: end-to-end run, resume, data parallelism, bad steps, checkpoints."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+from PIL import Image
+
+from dfflows import config_checks, train
+from dfflows.checkpoints import Checkpoints
+from dfflows.models import build_model
+from dfflows.train_state import consecutive_bad_steps
+from tests.helpers import random_images, tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  """One TFDS data_dir for the embedded dataset, prepared once for this module."""
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+def _config(data_dir, **train_overrides):
+  config = tiny_config('diffflow')
+  config.data.data_dir = data_dir
+  for k, v in train_overrides.items():
+    config.train[k] = v
+  return config
+
+
+def _leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
+
+
+def test_train_writes_checkpoint_metrics_samples_and_figure(tmp_path, data_dir):
+  workdir = str(tmp_path / 'run')
+  state = train.train_and_evaluate(_config(data_dir), workdir)
+  assert int(state.step) == 4
+  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  train_rows = [r for r in rows if 'train/bpd' in r]
+  assert [r['step'] for r in train_rows] == [2, 4]
+  assert all(np.isfinite(r['train/bpd']) and r['train/bpd'] > 0 for r in train_rows)
+  assert any('eval/bpd' in r for r in rows)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
+  img = np.asarray(Image.open(os.path.join(workdir, 'samples.png')))
+  assert img.ndim == 2 and img.shape[0] > 32  # a 2x2 grid of 32x32 samples
+  assert os.path.getsize(os.path.join(workdir, 'bpd.png')) > 1000
+  assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+
+
+def test_resume_continues_the_same_run(tmp_path, data_dir):
+  """Train 2 steps, stop, rerun to 4: params equal an uninterrupted 4-step run."""
+  workdir = str(tmp_path / 'split')
+  # Same config except the stopping step: the LR schedule is a function of num_steps, so
+  # emulate a kill at step 2 by stopping early with the final num_steps' schedule.
+  config = _config(data_dir)
+  config.optim.schedule = 'constant'
+  whole = train.train_and_evaluate(config, str(tmp_path / 'whole_const'))
+  first = _config(data_dir, num_steps=2)
+  first.optim.schedule = 'constant'
+  train.train_and_evaluate(first, workdir)
+  resumed = train.train_and_evaluate(config, workdir)
+  assert int(resumed.step) == 4
+  for a, b in zip(_leaves(whole), _leaves(resumed)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_two_devices_match_one_device():
+  if jax.device_count() < 2:
+    pytest.skip('needs XLA_FLAGS=--xla_force_host_platform_device_count=2')
+  config = tiny_config('diffflow')
+  model = build_model(config)
+  batch = random_images(8)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:2]):
+    trainer = train.Trainer(config, model, Mesh(np.asarray(devices), ('data',)))
+    state = trainer.init_state(batch)
+    batches = trainer.global_array(batch[None], trainer.stacked)
+    assert len(batches.sharding.device_set) == len(devices)
+    state, metrics = trainer.train(state, batches)
+    results.append((float(metrics['loss']), _leaves(state)))
+  np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+  for a, b in zip(results[0][1], results[1][1]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+class _NaNOnMarkedBatch:
+  """Wraps a model so that its loss is NaN for batches whose first pixel is 255."""
+
+  def __init__(self, model):
+    self.model = model
+
+  def init(self, key, x):
+    return self.model.init(key, x)
+
+  def loss(self, params, x, key, train=True):
+    loss, metrics = self.model.loss(params, x, key, train)
+    bad = x[0, 0, 0, 0] == 255
+    return jnp.where(bad, jnp.nan, loss), metrics
+
+  def __getattr__(self, name):
+    return getattr(self.model, name)
+
+
+def test_nan_steps_are_skipped_and_counted():
+  config = tiny_config('flow')
+  trainer = train.Trainer(config, _NaNOnMarkedBatch(build_model(config)),
+                          Mesh(np.asarray(jax.devices()[:1]), ('data',)))
+  good = random_images(8)
+  bad = good.copy()
+  bad[0, 0, 0, 0] = 255
+  state = trainer.init_state(good)
+  before = _leaves(state)
+  for _ in range(2):
+    state, _ = trainer.train(state, trainer.global_array(bad[None], trainer.stacked))
+  assert int(consecutive_bad_steps(state)) == 2
+  for a, b in zip(before, _leaves(state)):
+    np.testing.assert_array_equal(a, b)
+  state, _ = trainer.train(state, trainer.global_array(good[None], trainer.stacked))
+  assert int(consecutive_bad_steps(state)) == 0
+  assert any(not np.array_equal(a, b) for a, b in zip(before, _leaves(state)))
+
+
+def test_corrupted_latest_checkpoint_falls_back(tmp_path, data_dir):
+  workdir = str(tmp_path / 'run')
+  state = train.train_and_evaluate(_config(data_dir), workdir)
+  files = [f for f in glob.glob(os.path.join(workdir, 'checkpoints', '4', '**', '*'),
+                                recursive=True) if os.path.isfile(f) and os.path.getsize(f) > 0]
+  for f in files:
+    with open(f, 'r+b') as fh:
+      fh.truncate(max(os.path.getsize(f) // 3, 1))
+  ckpts = Checkpoints(workdir, keep=3)
+  restored, step = ckpts.restore(state)
+  ckpts.close()
+  assert step == 2
+  assert int(restored.step) == 2
+
+
+def test_config_validation_errors(tmp_path):
+  config = tiny_config('diffflow')
+  config.train.batch_size = 7
+  with pytest.raises(ValueError, match='batch_size=7'):
+    config_checks.validate_config(config, num_devices=2)
+  config = tiny_config('diffflow')
+  config.data.image_size = 36
+  config.flow.num_levels = 3
+  with pytest.raises(ValueError, match='divisible by 2\\*\\*flow.num_levels'):
+    config_checks.validate_config(config, num_devices=1)
+  config = tiny_config('diffflow')
+  config.data.name = 'imagenet'
+  with pytest.raises(ValueError, match="data.name='imagenet'"):
+    config_checks.validate_config(config, num_devices=1)
+
+
+def test_unknown_config_key_on_command_line_fails_before_work(tmp_path):
+  workdir = tmp_path / 'run'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'dfflows.main', '--config=configs/default.py',
+       f'--workdir={workdir}', '--config.train.bacth_size=3'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0
+  assert 'bacth_size' in proc.stderr
+  assert not workdir.exists()
+
+
+def test_workdir_of_a_different_config_is_refused(tmp_path):
+  config = tiny_config('diffflow')
+  config_checks.check_workdir(config, str(tmp_path))
+  other = tiny_config('diffflow')
+  other.flow.hidden_channels = 32
+  with pytest.raises(ValueError, match='flow.hidden_channels'):
+    config_checks.check_workdir(other, str(tmp_path))
+  longer = tiny_config('diffflow')
+  longer.train.num_steps = 100  # train/eval settings may change on resume
+  config_checks.check_workdir(longer, str(tmp_path))
