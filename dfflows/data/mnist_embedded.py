@@ -72,6 +72,8 @@ class MnistEmbedded(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(28, 28, 1)),
             'label': tfds.features.ClassLabel(num_classes=10),
+            # Position in the official MNIST test split (TFDS reorders examples).
+            'index': tfds.features.Scalar(dtype=np.int64),
         }),
         supervised_keys=('image', 'label'),
         homepage='http://yann.lecun.com/exdb/mnist/',
@@ -88,4 +90,4 @@ class MnistEmbedded(tfds.core.GeneratorBasedBuilder):
     images, labels = load_embedded_arrays()
     for i in range(start, stop):
       # Key = index in the official MNIST test split.
-      yield i, {'image': images[i][..., None], 'label': int(labels[i])}
+      yield i, {'image': images[i][..., None], 'label': int(labels[i]), 'index': i}

@@ -8,6 +8,7 @@ Point TFDS at a directory holding `train-images-idx3-ubyte`, `train-labels-idx1-
 
 Splits: 'train' (train-* files) and 'test' (t10k-* files). Nothing is downloaded.
 """
+import numpy as np
 import tensorflow_datasets as tfds
 
 from dfflows.data import idx
@@ -28,6 +29,8 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(28, 28, 1)),
             'label': tfds.features.ClassLabel(num_classes=10),
+            # Position in the IDX file (TFDS reorders examples).
+            'index': tfds.features.Scalar(dtype=np.int64),
         }),
         supervised_keys=('image', 'label'),
         homepage='http://yann.lecun.com/exdb/mnist/',
@@ -41,4 +44,4 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, images, labels):
     for i, (image, label) in enumerate(zip(images, labels)):
-      yield i, {'image': image[..., None], 'label': int(label)}
+      yield i, {'image': image[..., None], 'label': int(label), 'index': i}
