@@ -134,3 +134,20 @@ def test_mnist_idx_real_files(tmp_path):
   np.testing.assert_array_equal(data['label'], packed_labels[data['index']])
   train = _load_all('mnist_idx', 'train', str(tmp_path), SHARED_MNIST)
   assert train['image'].shape == (60_000, 28, 28, 1)
+
+
+@pytest.mark.skipif(not HAS_SHARED, reason=f'{SHARED_MNIST} not present')
+def test_write_embedded_file_reproduces_packaged_arrays(tmp_path):
+  path = str(tmp_path / 'mnist_test.npz')
+  mnist_embedded.write_embedded_file(SHARED_MNIST, path)
+  with np.load(path) as f:
+    images, labels = f['images'], f['labels']
+  packed_images, packed_labels = mnist_embedded.load_embedded_arrays()
+  np.testing.assert_array_equal(images, packed_images)
+  np.testing.assert_array_equal(labels, packed_labels)
+
+
+def test_write_embedded_file_rejects_non_official_files(tmp_path):
+  idx_testing.write_fake_mnist(str(tmp_path), num_train=2, num_test=2)
+  with pytest.raises(ValueError, match='t10k-images-idx3-ubyte.gz: md5 .* != official'):
+    mnist_embedded.write_embedded_file(str(tmp_path), str(tmp_path / 'out.npz'))
