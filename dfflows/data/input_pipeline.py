@@ -1,0 +1,208 @@
+"""Input pipelines: whole splits as uint8 numpy arrays, and deterministic batching.
+
+`load_split` returns a preprocessed split in memory; `train_batches` yields
+resumable, multi-process training batches whose global batch at step s depends
+only on (seed, s); `eval_batches` yields padded, masked evaluation batches.
+"""
+from typing import Callable, Iterator, Optional
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+# Importing the builders registers `mnist_embedded` and `mnist_idx` with TFDS.
+from dfflows.data import mnist_embedded  # pylint: disable=unused-import
+from dfflows.data import mnist_idx  # pylint: disable=unused-import
+
+# Native (height, width, channels) of each dataset TFDS returns.
+NATIVE_SHAPES = {
+    'mnist_embedded': (28, 28, 1),
+    'mnist': (28, 28, 1),
+    'mnist_idx': (28, 28, 1),
+    'cifar10': (32, 32, 3),
+    'celeb_a': (218, 178, 3),
+}
+DATASETS = tuple(NATIVE_SHAPES)
+# CelebA: central 148x148 crop, then area-resize to image_size, as in Real NVP
+# (Dinh et al., 2017, Sec. 4.1); the crop keeps the face and drops most background.
+CELEBA_CROP = 148
+_READ_BATCH = 4096  # Examples per tf.data batch when reading a split into memory.
+
+
+def load_split(data_config: ml_collections.ConfigDict,
+               split: str) -> tuple[np.ndarray, np.ndarray]:
+  """Loads `split` of `data_config.name`: uint8 images [N, S, S, C] and int32 labels [N]."""
+  name = data_config.name
+  if name not in NATIVE_SHAPES:
+    raise ValueError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}.')
+  height, width, channels = NATIVE_SHAPES[name]
+  if data_config.channels != channels:
+    raise ValueError(f'Dataset {name!r} has {channels} channel(s) but config.data.channels '
+                     f'is {data_config.channels}.')
+  size = data_config.image_size
+  if name == 'celeb_a':
+    images, labels = _load_celeb_a(data_config, split)
+  else:
+    images, labels = _load_numpy(data_config, split)
+    check_images(images, name)
+    images = _pad_to(images, size, name) if (height, width) == (28, 28) else images
+  if images.shape[1:] != (size, size, channels):
+    raise ValueError(f'Dataset {name!r} gives {images.shape[1:]} images, expected '
+                     f'({size}, {size}, {channels}) for image_size {size}.')
+  check_images(images, name)
+  return images, np.asarray(labels, np.int32)
+
+
+def check_images(images: np.ndarray, name: str = 'images') -> None:
+  """Raises ValueError unless `images` is uint8 [N, H, W, C] (values 0..255)."""
+  images = np.asarray(images)
+  if images.dtype != np.uint8:
+    value_range = f'[{images.min()}, {images.max()}]' if images.size else 'empty'
+    raise ValueError(f'{name}: expected uint8 pixel values in 0..255, got {images.dtype} '
+                     f'with range {value_range}.')
+  if images.ndim != 4:
+    raise ValueError(f'{name}: expected images of rank 4 [N, H, W, C], got shape {images.shape}.')
+
+
+def _load_kwargs(data_config: ml_collections.ConfigDict) -> dict:
+  """Returns the keyword arguments of `tfds.load` for `data_config`."""
+  kwargs = {'data_dir': data_config.get('data_dir') or None}
+  if data_config.name == 'mnist_idx':
+    manual_dir = data_config.get('manual_dir') or None
+    if manual_dir is None:
+      raise ValueError("config.data.manual_dir must name the MNIST IDX directory for 'mnist_idx'.")
+    kwargs['download_and_prepare_kwargs'] = {
+        'download_config': tfds.download.DownloadConfig(manual_dir=manual_dir)}
+  return kwargs
+
+
+def _pad_to(images: np.ndarray, size: int, name: str) -> np.ndarray:
+  """Zero-pads square images [N, s, s, C] to [N, size, size, C], centered."""
+  pad = size - images.shape[1]
+  if pad < 0 or pad % 2:
+    raise ValueError(f'{name}: cannot center-pad {images.shape[1]}px images to image_size '
+                     f'{size}; need image_size >= {images.shape[1]} with an even difference.')
+  before, after = pad // 2, pad - pad // 2
+  return np.pad(images, ((0, 0), (before, after), (before, after), (0, 0)))
+
+
+def _load_celeb_a(data_config: ml_collections.ConfigDict,
+                  split: str) -> tuple[np.ndarray, np.ndarray]:
+  """Loads CelebA `split` center-cropped and resized; labels are all 0 (unconditional)."""
+  size = data_config.image_size
+  if size > CELEBA_CROP:
+    raise ValueError(f'celeb_a: image_size {size} exceeds the {CELEBA_CROP}px crop.')
+
+  def preprocess(example):
+    image = tf.image.resize_with_crop_or_pad(example['image'], CELEBA_CROP, CELEBA_CROP)
+    image = tf.image.resize(image, (size, size), method='area')
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+  # In memory: 162,770 train images at 64x64x3 uint8 are ~2 GB; the 218x178 originals
+  # (~19 GB) are never held at once since the resize runs inside tf.data.
+  return _load_numpy(data_config, split, preprocess)
+
+
+def _load_numpy(data_config: ml_collections.ConfigDict, split: str,
+                preprocess: Optional[Callable[[dict], tf.Tensor]] = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Reads a whole TFDS split into memory: images (after `preprocess`), labels (0 if none)."""
+  # Not `tfds.load(batch_size=-1)`: under tfds.testing.mock_data that batches by
+  # sys.maxsize and aborts the process; fixed-size batches work everywhere.
+  ds = tfds.load(data_config.name, split=split, **_load_kwargs(data_config))
+  preprocess = preprocess or (lambda example: example['image'])
+  ds = ds.map(lambda ex: (preprocess(ex), ex.get('label', tf.constant(0, tf.int64))),
+              num_parallel_calls=tf.data.AUTOTUNE)
+  batches = list(tfds.as_numpy(ds.batch(_READ_BATCH)))
+  if not batches:
+    raise ValueError(f'{data_config.name} split {split!r} is empty.')
+  return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+
+
+def global_batch_indices(num_examples: int, global_batch_size: int, seed: int,
+                         step: int) -> np.ndarray:
+  """Returns the example indices of the global batch at `step` (pure in seed, step)."""
+  steps_per_epoch = _steps_per_epoch(num_examples, global_batch_size)
+  epoch, i = divmod(step, steps_per_epoch)
+  perm = np.random.default_rng((seed, epoch)).permutation(num_examples)
+  return perm[i * global_batch_size:(i + 1) * global_batch_size]
+
+
+def _steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
+  """Returns full batches per epoch (the remainder is dropped); errors if zero."""
+  if global_batch_size <= 0:
+    raise ValueError(f'global_batch_size must be positive, got {global_batch_size}.')
+  if global_batch_size > num_examples:
+    raise ValueError(f'global_batch_size {global_batch_size} exceeds the dataset size '
+                     f'{num_examples}.')
+  return num_examples // global_batch_size
+
+
+def _process_slice(batch_size: int, process_index: int, process_count: int) -> slice:
+  """Returns this process's contiguous slice of a global batch of `batch_size`."""
+  if process_count <= 0 or not 0 <= process_index < process_count:
+    raise ValueError(f'Need 0 <= process_index < process_count, got {process_index}, '
+                     f'{process_count}.')
+  if batch_size % process_count:
+    raise ValueError(f'Global batch size {batch_size} is not divisible by process_count '
+                     f'{process_count}.')
+  local = batch_size // process_count
+  return slice(process_index * local, (process_index + 1) * local)
+
+
+def train_batches(images: np.ndarray, global_batch_size: int, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1) -> Iterator[np.ndarray]:
+  """Yields this process's share of the global batches at steps start_step, start_step+1, ..."""
+  if seed < 0 or start_step < 0:
+    raise ValueError(f'seed and start_step must be >= 0, got {seed}, {start_step}.')
+  num_examples = len(images)
+  steps_per_epoch = _steps_per_epoch(num_examples, global_batch_size)
+  local = _process_slice(global_batch_size, process_index, process_count)
+  step, epoch, perm = start_step, None, None
+  while True:
+    if step // steps_per_epoch != epoch:  # Same permutation as global_batch_indices.
+      epoch = step // steps_per_epoch
+      perm = np.random.default_rng((seed, epoch)).permutation(num_examples)
+    i = step % steps_per_epoch
+    yield images[perm[i * global_batch_size:(i + 1) * global_batch_size][local]]
+    step += 1
+
+
+def eval_batches(images: np.ndarray, batch_size: int, num_examples: int = 0,
+                 process_index: int = 0, process_count: int = 1,
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Yields (images, mask) covering the first `num_examples` (0 = all) exactly once.
+
+  `batch_size` is the global batch; every process yields the same number of batches
+  (its contiguous slice of each). The last global batch is zero-padded; `mask` is
+  float32 [batch_size // process_count], 1.0 for real examples and 0.0 for padding.
+  """
+  total = len(images)
+  num_examples = num_examples or total
+  if not 0 < num_examples <= total:
+    raise ValueError(f'num_examples {num_examples} must be in 1..{total} (0 = all).')
+  if batch_size <= 0:
+    raise ValueError(f'batch_size must be positive, got {batch_size}.')
+  local = _process_slice(batch_size, process_index, process_count)
+  for start in range(0, num_examples, batch_size):
+    index = np.arange(start, start + batch_size)[local]
+    mask = (index < num_examples).astype(np.float32)
+    batch = images[np.minimum(index, num_examples - 1)]
+    batch[mask == 0] = 0
+    yield batch, mask
+
+
+def shard_for_devices(batch: np.ndarray, num_devices: int) -> np.ndarray:
+  """Reshapes [B, ...] to [num_devices, B // num_devices, ...]."""
+  batch = np.asarray(batch)
+  if num_devices <= 0 or batch.ndim == 0 or batch.shape[0] % num_devices:
+    raise ValueError(f'Batch of shape {batch.shape} cannot be split evenly over '
+                     f'{num_devices} device(s).')
+  return batch.reshape((num_devices, batch.shape[0] // num_devices) + batch.shape[1:])
+
+
+def num_train_steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
+  """Returns the number of (full) global batches in one epoch."""
+  return _steps_per_epoch(num_examples, global_batch_size)
+
