@@ -5,6 +5,7 @@
 
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 """
+import tensorflow as tf
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -20,6 +21,8 @@ def main(argv):
   """Runs training."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  # TF only feeds data: keep it off any GPU that JAX uses.
+  tf.config.experimental.set_visible_devices([], 'GPU')
   logging.info('Config:\n%s', FLAGS.config)
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
