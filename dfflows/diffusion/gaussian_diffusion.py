@@ -104,8 +104,8 @@ class GaussianDiffusion:
     betas = np.asarray(betas, dtype=np.float64)
     if betas.ndim != 1 or betas.size < 2:
       raise ValueError(f'betas must be 1-D with at least 2 entries, got shape {betas.shape}.')
-    if not np.all((betas > 0) & (betas <= 1)):
-      raise ValueError('betas must lie in (0, 1].')
+    if not np.all((betas > 0) & (betas < 1)):
+      raise ValueError('betas must lie in (0, 1).')
     if decoder not in DECODERS:
       raise ValueError(f'Unknown decoder {decoder!r}; expected one of {DECODERS}.')
     if fixed_variance not in FIXED_VARIANCES:

@@ -16,6 +16,8 @@ SCHEDULES = ('linear', 'cosine')
 def linear_beta_schedule(num_timesteps: int) -> np.ndarray:
   """DDPM's linear betas 1e-4..0.02, rescaled to T steps as improved-diffusion does."""
   scale = 1000.0 / num_timesteps
+  if 0.02 * scale >= 1.0:
+    raise ValueError(f'The linear schedule needs num_timesteps > 20, got {num_timesteps}.')
   return np.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=np.float64)
 
 

@@ -7,7 +7,7 @@ import pytest
 from dfflows.diffusion import schedules
 
 
-@pytest.mark.parametrize('num_timesteps', [10, 500, 1000])
+@pytest.mark.parametrize('num_timesteps', [30, 500, 1000])
 def test_linear_schedule_matches_scaled_ddpm(num_timesteps):
   betas = schedules.get_beta_schedule('linear', num_timesteps)
   scale = 1000 / num_timesteps
@@ -29,7 +29,9 @@ def test_cosine_schedule_alpha_bar(num_timesteps):
   assert np.all(betas > 0) and np.all(betas <= 0.999)
 
 
-def test_unknown_schedule_raises():
+def test_unknown_schedule_and_short_linear_raise():
+  with pytest.raises(ValueError, match='num_timesteps > 20'):
+    schedules.get_beta_schedule('linear', 20)
   with pytest.raises(ValueError, match='sigmoid'):
     schedules.get_beta_schedule('sigmoid', 10)
 
