@@ -1,0 +1,224 @@
+"""Multi-scale Glow/NSF flow: x (image in [0,1)) -> z of the same shape."""
+from typing import Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dfflows.flows.actnorm import ActNorm
+from dfflows.flows.checks import check_nhwc
+from dfflows.flows.conv1x1 import Conv1x1, Conv1x1LU
+from dfflows.flows.couplings import MASKS, AffineCoupling, SplineCoupling
+from dfflows.flows.dequantize import Logit
+from dfflows.flows.squeeze import squeeze, unsqueeze
+
+COUPLINGS = ('spline', 'affine')
+CONV1X1S = ('lu', 'plain')
+
+
+class FlowStep(nn.Module):
+  """One Glow step: ActNorm -> invertible 1x1 conv -> coupling.
+
+  `parity` (int, possibly traced) flips the checkerboard mask between steps.
+  Log-det: the sum of the three layers' log-dets.
+  """
+  hidden_channels: int = 32
+  num_res_blocks: int = 1
+  coupling: str = 'spline'
+  num_bins: int = 8
+  tail_bound: float = 4.0
+  mask: str = 'channel'
+  conv1x1: str = 'lu'
+  conv_impl: str = 'xla'
+
+  def setup(self):
+    self.actnorm = ActNorm()
+    self.conv = Conv1x1LU() if self.conv1x1 == 'lu' else Conv1x1()
+    kwargs = dict(hidden_channels=self.hidden_channels, num_res_blocks=self.num_res_blocks,
+                  mask=self.mask, conv_impl=self.conv_impl)
+    if self.coupling == 'spline':
+      self.coupling_layer = SplineCoupling(
+          num_bins=self.num_bins, tail_bound=self.tail_bound, **kwargs)
+    else:
+      self.coupling_layer = AffineCoupling(**kwargs)
+
+  def __call__(self, x: jax.Array, parity=0) -> Tuple[jax.Array, jax.Array]:
+    return self.forward(x, parity)
+
+  def forward(self, x: jax.Array, parity=0) -> Tuple[jax.Array, jax.Array]:
+    """Returns the step's output and log-det per example."""
+    x, ld1 = self.actnorm.forward(x)
+    x, ld2 = self.conv.forward(x)
+    x, ld3 = self.coupling_layer.forward(x, parity)
+    return x, ld1 + ld2 + ld3
+
+  def inverse(self, y: jax.Array, parity=0) -> Tuple[jax.Array, jax.Array]:
+    """Returns the step's inverse and log|det dx/dy| per example."""
+    y, ld3 = self.coupling_layer.inverse(y, parity)
+    y, ld2 = self.conv.inverse(y)
+    y, ld1 = self.actnorm.inverse(y)
+    return y, ld1 + ld2 + ld3
+
+
+class FlowLevel(nn.Module):
+  """`num_steps` FlowSteps at one scale, via `nn.scan` (scan=True) or a loop.
+
+  With scan the step parameters are stacked on a leading axis of size
+  `num_steps` (under 'step'); unrolled, they live under 'steps_0', 'steps_1', ...
+  Step i uses checkerboard parity i mod 2 in both layouts.
+  """
+  num_steps: int
+  step_kwargs: dict
+  scan: bool = True
+
+  def setup(self):
+    if self.scan:
+      self.step = FlowStep(**self.step_kwargs)
+    else:
+      self.steps = [FlowStep(**self.step_kwargs) for _ in range(self.num_steps)]
+
+  def _scanned(self, x: jax.Array, inverse: bool) -> Tuple[jax.Array, jax.Array]:
+    """Runs the stacked step over its leading param axis (reversed for the inverse)."""
+    def body(step, carry, parity):
+      h, logdet = carry
+      h, ld = step.inverse(h, parity) if inverse else step.forward(h, parity)
+      return (h, logdet + ld), None
+
+    scan = nn.scan(body, variable_axes={'params': 0}, split_rngs={'params': True},
+                   length=self.num_steps, reverse=inverse)
+    parities = jnp.arange(self.num_steps) % 2
+    (x, logdet), _ = scan(self.step, (x, jnp.zeros(x.shape[:1], x.dtype)), parities)
+    return x, logdet
+
+  def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    return self.forward(x)
+
+  def forward(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    """Returns the output of all steps and the summed log-det."""
+    if self.scan:
+      return self._scanned(x, inverse=False)
+    logdet = jnp.zeros(x.shape[:1], x.dtype)
+    for i, step in enumerate(self.steps):
+      x, ld = step.forward(x, i % 2)
+      logdet += ld
+    return x, logdet
+
+  def inverse(self, y: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    """Returns the inverse of all steps and log|det dx/dy|."""
+    if self.scan:
+      return self._scanned(y, inverse=True)
+    logdet = jnp.zeros(y.shape[:1], y.dtype)
+    for i in reversed(range(self.num_steps)):
+      y, ld = self.steps[i].inverse(y, i % 2)
+      logdet += ld
+    return y, logdet
+
+
+class MultiScaleFlow(nn.Module):
+  """Multi-scale flow (Glow layout, NSF or affine couplings): u in [0,1)^D -> z.
+
+  Forward: h = Logit(u) if logit_alpha > 0 else u - 0.5; then at each of
+  `num_levels` levels: squeeze, `num_steps` FlowSteps, and (except at the last
+  level) factor out the first half of the channels. The factored parts are
+  re-assembled by inverting the squeezes, so z has the shape of u:
+  z = unsqueeze(concat(z_0, unsqueeze(concat(z_1, ... unsqueeze(h_last))))).
+  Inverse: the exact reverse. Log-det: sum of all layers' log-dets, so
+  log p(u) = log N(z; 0, I) + log|det dz/du|.
+  """
+  num_levels: int = 2
+  num_steps: int = 2
+  hidden_channels: int = 32
+  num_res_blocks: int = 1
+  coupling: str = 'spline'
+  num_bins: int = 8
+  tail_bound: float = 4.0
+  mask: str = 'channel'
+  conv1x1: str = 'lu'
+  scan: bool = True
+  logit_alpha: float = 0.05
+  conv_impl: str = 'xla'
+
+  def setup(self):
+    _check_options(self.coupling, self.mask, self.conv1x1)
+    step_kwargs = dict(
+        hidden_channels=self.hidden_channels, num_res_blocks=self.num_res_blocks,
+        coupling=self.coupling, num_bins=self.num_bins, tail_bound=self.tail_bound,
+        mask=self.mask, conv1x1=self.conv1x1, conv_impl=self.conv_impl)
+    self.logit = Logit(self.logit_alpha)
+    self.levels = [FlowLevel(self.num_steps, step_kwargs, self.scan)
+                   for _ in range(self.num_levels)]
+
+  def _check(self, x: jax.Array) -> None:
+    """Raises ValueError unless x is NHWC with H, W divisible by 2**num_levels."""
+    check_nhwc(x, 'MultiScaleFlow')
+    factor = 2 ** self.num_levels
+    if x.shape[1] % factor or x.shape[2] % factor:
+      raise ValueError(
+          f'MultiScaleFlow with num_levels={self.num_levels} needs H and W divisible '
+          f'by {factor}; got shape {x.shape}.')
+
+  def __call__(self, u: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    return self.forward(u)
+
+  def forward(self, u: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    """Returns z = f(u) (same shape as u) and log|det dz/du| per example."""
+    self._check(u)
+    if self.logit_alpha > 0:
+      h, logdet = self.logit.forward(u)
+    else:
+      h, logdet = u - 0.5, jnp.zeros(u.shape[:1], u.dtype)
+    factored = []
+    for i, level in enumerate(self.levels):
+      h, ld = level.forward(squeeze(h))
+      logdet += ld
+      if i < self.num_levels - 1:
+        z_i, h = jnp.split(h, 2, axis=-1)
+        factored.append(z_i)
+    z = unsqueeze(h)
+    for z_i in reversed(factored):
+      z = unsqueeze(jnp.concatenate([z_i, z], axis=-1))
+    return z, logdet
+
+  def inverse(self, z: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    """Returns u = f^{-1}(z) and log|det du/dz| per example."""
+    self._check(z)
+    factored = []
+    for _ in range(self.num_levels - 1):
+      z_i, z = jnp.split(squeeze(z), 2, axis=-1)
+      factored.append(z_i)
+    h = squeeze(z)
+    logdet = jnp.zeros(z.shape[:1], z.dtype)
+    for i in reversed(range(self.num_levels)):
+      if i < self.num_levels - 1:
+        h = jnp.concatenate([factored[i], h], axis=-1)
+      h, ld = self.levels[i].inverse(h)
+      logdet += ld
+      h = unsqueeze(h)
+    if self.logit_alpha > 0:
+      u, ld = self.logit.inverse(h)
+      return u, logdet + ld
+    return h + 0.5, logdet
+
+
+def _check_options(coupling: str, mask: str, conv1x1: str) -> None:
+  """Raises ValueError on an unknown coupling, mask or 1x1-conv name."""
+  if coupling not in COUPLINGS:
+    raise ValueError(f'Unknown coupling {coupling!r}; expected one of {COUPLINGS}.')
+  if mask not in MASKS:
+    raise ValueError(f'Unknown mask {mask!r}; expected one of {MASKS}.')
+  if conv1x1 not in CONV1X1S:
+    raise ValueError(f'Unknown conv1x1 {conv1x1!r}; expected one of {CONV1X1S}.')
+
+
+def build_flow(flow_config: ml_collections.ConfigDict,
+               conv_impl: str = 'xla') -> MultiScaleFlow:
+  """Returns the MultiScaleFlow described by the `config.flow` section."""
+  _check_options(flow_config.coupling, flow_config.mask, flow_config.conv1x1)
+  return MultiScaleFlow(
+      num_levels=flow_config.num_levels, num_steps=flow_config.num_steps,
+      hidden_channels=flow_config.hidden_channels,
+      num_res_blocks=flow_config.num_res_blocks, coupling=flow_config.coupling,
+      num_bins=flow_config.num_bins, tail_bound=flow_config.tail_bound,
+      mask=flow_config.mask, conv1x1=flow_config.conv1x1, scan=flow_config.scan,
+      logit_alpha=flow_config.logit_alpha, conv_impl=conv_impl)
