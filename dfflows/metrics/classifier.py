@@ -83,7 +83,7 @@ def _check_labelled(images: np.ndarray, labels: np.ndarray) -> None:
     raise ValueError(f'labels must have shape ({images.shape[0]},), got {labels.shape}.')
 
 
-def train_classifier(images_uint8: np.ndarray, labels: np.ndarray, *, num_steps: int = 2000,
+def train_classifier(images_uint8: np.ndarray, labels: np.ndarray, *, num_steps: int = 3000,
                      batch_size: int = 128, seed: int = 0, lr: float = 2e-3,
                      model: Classifier = Classifier(), log_every: int = 0) -> Params:
   """Trains `model` with Adam (cosine-decayed lr) on random minibatches; returns params."""
