@@ -72,7 +72,7 @@ class Classifier(nn.Module):
 def init_params(seed: int = 0, model: Classifier = Classifier()) -> Params:
   """Returns freshly initialised classifier parameters."""
   dummy = jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), jnp.float32)
-  return model.init(jax.random.PRNGKey(seed), dummy)['params']
+  return jax.jit(model.init)(jax.random.PRNGKey(seed), dummy)['params']
 
 
 def _check_labelled(images: np.ndarray, labels: np.ndarray) -> None:
@@ -137,20 +137,23 @@ def accuracy(params: Params, images: np.ndarray, labels: np.ndarray, batch_size:
   return correct / images.shape[0]
 
 
+@functools.partial(jax.jit, static_argnames='model')
+def _features(params: Params, images: jax.Array, model: Classifier) -> jax.Array:
+  """Returns penultimate features of uint8 images."""
+  return model.apply({'params': params}, preprocess(images), method=Classifier.features)
+
+
 def feature_fn(params: Params, model: Classifier = Classifier()
                ) -> Callable[[np.ndarray], jax.Array]:
-  """Returns a jitted map from uint8 images to (N, feature_dim) features."""
+  """Returns a map from uint8 images to (N, feature_dim) features (jitted once per shape)."""
 
-  @jax.jit
-  def fn(images):
-    return model.apply({'params': params}, preprocess(images), method=Classifier.features)
-
-  def checked(images: np.ndarray) -> jax.Array:
-    if np.asarray(images).dtype != np.uint8:
+  def fn(images: np.ndarray) -> jax.Array:
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
       raise ValueError(f'images must be uint8 (quantise samples first), got {images.dtype}.')
-    return fn(images)
+    return _features(params, images, model)
 
-  return checked
+  return fn
 
 
 def save_classifier(path: str | os.PathLike, params: Params) -> None:

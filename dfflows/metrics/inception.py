@@ -11,6 +11,7 @@ max-pool; the thesis's FID dimension), 768 (after Mixed_6e) and 2048 (pool3).
 Weights cannot be downloaded here: save pytorch-fid's state_dict as an .npz of
 name -> array (see `load_inception_params`) and load it with this module.
 """
+import functools
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -223,22 +224,24 @@ def variable_shapes(image_size: int = 75) -> Variables:
 def init_variables(seed: int = 0) -> Variables:
   """Returns random variables: He-normal kernels, identity BatchNorm (for tests).
 
-  Built leaf by leaf from `variable_shapes` since compiling `model.init` of the
-  94-conv network takes minutes on CPU.
+  All kernels are cut from one normal draw: compiling `model.init` (or one
+  random op per shape) of the 94-conv network takes minutes on a small CPU.
   """
-  key = jax.random.PRNGKey(seed)
-  fill = {'scale': jnp.ones, 'var': jnp.ones, 'bias': jnp.zeros, 'mean': jnp.zeros}
-
-  def leaf(i: int, path, shape: jax.ShapeDtypeStruct) -> jax.Array:
-    name = path[-1].key
-    if name == 'kernel':
-      fan_in = np.prod(shape.shape[:-1])
-      return jax.random.normal(jax.random.fold_in(key, i), shape.shape) * np.sqrt(2 / fan_in)
-    return fill[name](shape.shape, jnp.float32)
-
   leaves, treedef = jax.tree_util.tree_flatten_with_path(variable_shapes())
-  return jax.tree_util.tree_unflatten(
-      treedef, [leaf(i, path, shape) for i, (path, shape) in enumerate(leaves)])
+  sizes = [int(np.prod(s.shape)) for path, s in leaves if path[-1].key == 'kernel']
+  noise = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (sum(sizes),)))
+  offsets = iter(np.cumsum([0] + sizes))
+  fill = {'scale': np.ones, 'var': np.ones, 'bias': np.zeros, 'mean': np.zeros}
+
+  def leaf(path, shape: jax.ShapeDtypeStruct) -> np.ndarray:
+    name = path[-1].key
+    if name != 'kernel':
+      return fill[name](shape.shape, np.float32)
+    start = next(offsets)
+    fan_in = np.prod(shape.shape[:-1])
+    return noise[start:start + np.prod(shape.shape)].reshape(shape.shape) * np.float32(np.sqrt(2 / fan_in))
+
+  return jax.tree_util.tree_unflatten(treedef, [leaf(path, s) for path, s in leaves])
 
 
 _BN_LEAVES = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
@@ -306,18 +309,21 @@ def load_inception_params(path: str | os.PathLike) -> Variables:
   return variables
 
 
+@functools.partial(jax.jit, static_argnames='model')
+def _apply(model: InceptionV3, variables: Variables, images: jax.Array) -> dict[int, jax.Array]:
+  """Returns the model's features of uint8 images (scaled to [0, 1] as ToTensor does)."""
+  return model.apply(variables, images.astype(jnp.float32) / 255.0)
+
+
 def feature_fn(variables: Variables, dim: int = 2048,
                conv_impl: str = 'xla') -> Callable[[np.ndarray], jax.Array]:
-  """Returns a jitted map from uint8 (N, H, W, 1 or 3) images to (N, dim) FID features."""
+  """Returns a map from uint8 (N, H, W, 1 or 3) images to (N, dim) FID features."""
   model = InceptionV3(output_dims=(dim,), conv_impl=conv_impl)
 
-  @jax.jit
-  def fn(variables, images):
-    return model.apply(variables, images.astype(jnp.float32) / 255.0)[dim]
-
-  def checked(images: np.ndarray) -> jax.Array:
-    if np.asarray(images).dtype != np.uint8:
+  def fn(images: np.ndarray) -> jax.Array:
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
       raise ValueError(f'images must be uint8 (quantise samples first), got {images.dtype}.')
-    return fn(variables, images)
+    return _apply(model, variables, images)[dim]
 
-  return checked
+  return fn

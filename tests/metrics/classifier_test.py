@@ -1,4 +1,5 @@
 """Tests for dfflows.metrics.classifier."""
+import functools
 import gzip
 import os
 import time
@@ -15,6 +16,12 @@ MNIST_DIR = os.environ.get(
     os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data', 'mnist'))
 
 SMALL = classifier.Classifier(channels=(4, 8, 8), feature_dim=16, dropout_rate=0.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _small_params():
+  """SMALL's seed-0 initial params, shared by tests (compiling on a busy CPU is slow)."""
+  return classifier.init_params(0, SMALL)
 
 
 def _read_idx(path: str) -> np.ndarray:
@@ -40,17 +47,18 @@ def _synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_forward_shapes_and_feature_dim():
-  params = classifier.init_params(0)
+  default_shapes = jax.eval_shape(classifier.init_params)
+  assert default_shapes['dense']['kernel'].shape == (4 * 4 * 128, 128)  # 128-d features.
   images = np.zeros((3, 32, 32), np.uint8)
-  logits = classifier._logits(params, images, classifier.Classifier())
+  logits = classifier._logits(_small_params(), images, SMALL)
   assert logits.shape == (3, classifier.NUM_CLASSES)
-  features = classifier.feature_fn(params)(images)
-  assert features.shape == (3, 128)
+  features = classifier.feature_fn(_small_params(), SMALL)(images)
+  assert features.shape == (3, 16)
   assert np.all(np.asarray(features) >= 0)  # ReLU features.
 
 
 def test_28_and_32_inputs_give_same_features():
-  params = classifier.init_params(1, SMALL)
+  params = _small_params()
   images28 = np.random.default_rng(0).integers(0, 256, size=(2, 28, 28, 1)).astype(np.uint8)
   images32 = np.pad(images28, ((0, 0), (2, 2), (2, 2), (0, 0)))
   fn = classifier.feature_fn(params, SMALL)
@@ -70,7 +78,7 @@ def test_bad_image_shape_raises(shape):
 
 
 def test_float_images_rejected():
-  params = classifier.init_params(0, SMALL)
+  params = _small_params()
   with pytest.raises(ValueError, match='uint8'):
     classifier.feature_fn(params, SMALL)(np.zeros((1, 28, 28), np.float32))
   with pytest.raises(ValueError, match='labels'):
@@ -80,7 +88,7 @@ def test_float_images_rejected():
 def test_training_separates_synthetic_classes():
   train_x, train_y = _synthetic_digits(256, seed=0)
   test_x, test_y = _synthetic_digits(128, seed=1)
-  untrained = classifier.init_params(0, SMALL)
+  untrained = _small_params()  # train_classifier starts from init_params(seed=0).
   params = classifier.train_classifier(
       train_x, train_y, num_steps=40, batch_size=32, seed=0, lr=3e-3, model=SMALL)
   assert classifier.accuracy(params, test_x, test_y, model=SMALL) >= 0.95
@@ -89,15 +97,18 @@ def test_training_separates_synthetic_classes():
 
 
 def test_save_load_round_trip(tmp_path):
-  params = classifier.init_params(2, SMALL)
+  params = _small_params()
   path = tmp_path / 'classifier.msgpack'
   classifier.save_classifier(path, params)
   loaded = classifier.load_classifier(path)
   assert jax.tree.structure(loaded) == jax.tree.structure(params)
   jax.tree.map(np.testing.assert_array_equal, loaded, params)
-  images = np.random.default_rng(3).integers(0, 256, size=(2, 28, 28)).astype(np.uint8)
+  images = np.random.default_rng(3).integers(0, 256, size=(2, 32, 32)).astype(np.uint8)
   np.testing.assert_array_equal(classifier.feature_fn(loaded, SMALL)(images),
                                 classifier.feature_fn(params, SMALL)(images))
+  params_copy = jax.tree.map(lambda p: p + 1, params)
+  assert not np.array_equal(classifier.feature_fn(params_copy, SMALL)(images),
+                            classifier.feature_fn(params, SMALL)(images))
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ def test_architecture_counts_match_torchvision():
   kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(variables['params'])
              if path[-1].key == 'kernel']
   assert len(kernels) == NUM_BASIC_CONVS
+  assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(variables))
   assert sum(leaf.size for leaf in jax.tree.leaves(variables['params'])) == NUM_PARAMS
   params = variables['params']
   # A few shapes (kh, kw, in, out) straight from torchvision's Inception3 definition.
