@@ -90,7 +90,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.full_bound_every = 0  # Full sum over all t in periodic eval (0 = one-sample estimate).
   config.eval.num_samples = 16  # Samples in the periodic PNG grid.
   config.eval.fid_num_samples = 256
-  config.eval.classifier_steps = 2000  # Training steps of the FID feature classifier.
+  config.eval.classifier_steps = 3000  # Training steps of the FID feature classifier.
 
   config.distributed = ml_collections.ConfigDict()
   config.distributed.enabled = False  # Call jax.distributed.initialize() (multi-host).

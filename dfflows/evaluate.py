@@ -91,7 +91,7 @@ def feature_extractor(config: ml_collections.ConfigDict, workdir: str) -> Callab
   else:
     images, labels = input_pipeline.load_split(config.data, 'train')
     params = classifier.train_classifier(images, labels, num_steps=config.eval.classifier_steps,
-                                         batch_size=128, seed=config.seed, lr=1e-3)
+                                         batch_size=128, seed=config.seed)
     classifier.save_classifier(path, params)
   return params, classifier.feature_fn(params)
 
