@@ -21,6 +21,9 @@ from jax import lax
 import jax.numpy as jnp
 
 CONV_IMPLS = ('xla', 'fast')
+# Below this in_channels * out_channels XLA's own kernel gradient measured as
+# fast or faster (16-32 channels, benchmarks/RESULTS.md), so lax is used.
+MIN_FAST_CHANNEL_PRODUCT = 2048
 
 Padding = Union[str, Sequence[Tuple[int, int]]]
 Pads = Tuple[Tuple[int, int], ...]
@@ -128,8 +131,9 @@ def fast_conv_general_dilated(
   """`lax.conv_general_dilated` with a faster backward pass on XLA:CPU.
 
   The fast path covers channels-last (NHWC/HWIO, as `flax.linen.Conv` calls it)
-  stride-1 undilated ungrouped convolutions with any kernel size and
-  non-negative padding; every other call is passed to `lax.conv_general_dilated`
+  stride-1 undilated ungrouped convolutions with any kernel size, non-negative
+  padding and in_channels * out_channels >= `MIN_FAST_CHANNEL_PRODUCT`; every
+  other call is passed to `lax.conv_general_dilated`
   unchanged, so results are always those of lax up to float rounding.
 
   Args:
@@ -169,7 +173,8 @@ def fast_conv_general_dilated(
   out_spatial = [s + lo + hi - k + 1 for s, k, (lo, hi)
                  in zip(lhs.shape[1:-1], rhs.shape[:-2], pads)]
   if (len(pads) != lhs.ndim - 2 or any(lo < 0 or hi < 0 for lo, hi in pads)
-      or any(o < 1 for o in out_spatial) or lhs.shape[-1] != rhs.shape[-2]):
+      or any(o < 1 for o in out_spatial) or lhs.shape[-1] != rhs.shape[-2]
+      or rhs.shape[-2] * rhs.shape[-1] < MIN_FAST_CHANNEL_PRODUCT):
     return fallback()  # Also lets lax report malformed calls.
   return _stride1_conv(pads, dn, precision)(lhs, rhs)
 

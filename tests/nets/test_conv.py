@@ -23,6 +23,12 @@ _CASES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fast_path_for_small_channels(monkeypatch):
+  """Tests use tiny channel counts; let them take the custom-VJP path."""
+  monkeypatch.setattr(conv_lib, 'MIN_FAST_CHANNEL_PRODUCT', 1)
+
+
 def _conv(impl, padding, stride):
   """The conv of `impl` with fixed settings, as a function of (x, w)."""
   fn = conv_lib.conv_primitive(impl)
@@ -97,6 +103,13 @@ def test_fast_path_taken_only_for_stride_one(stride, uses_custom_vjp):
   x, w = _inputs(1, 4, 4, 2, 3, (3, 3))
   jaxpr = str(jax.make_jaxpr(_conv('fast', 'SAME', stride))(x, w))
   assert ('custom_vjp_call' in jaxpr) == uses_custom_vjp
+
+
+def test_small_channel_counts_use_lax_by_default(monkeypatch):
+  monkeypatch.setattr(conv_lib, 'MIN_FAST_CHANNEL_PRODUCT', 2048)
+  small, large = _inputs(1, 4, 4, 16, 16, (3, 3)), _inputs(1, 4, 4, 32, 64, (3, 3))
+  assert 'custom_vjp_call' not in str(jax.make_jaxpr(_conv('fast', 'SAME', 1))(*small))
+  assert 'custom_vjp_call' in str(jax.make_jaxpr(_conv('fast', 'SAME', 1))(*large))
 
 
 def test_other_dimension_numbers_fall_back_to_lax():
