@@ -3,19 +3,180 @@
 `Conv` is `flax.linen.Conv` (same parameter names and layout) whose convolution
 primitive is chosen by `impl`: 'xla' is `lax.conv_general_dilated`; 'fast' is a
 custom-VJP convolution that is faster on XLA:CPU (see `fast_conv_general_dilated`).
+
+Why a hand-written VJP: XLA:CPU lowers the kernel gradient of a convolution to a
+convolution whose "kernel" is the whole output-gradient image, which runs at a
+few GFLOP/s (benchmarks/RESULTS.md). Writing the kernel gradient as one
+`einsum('n...c,n...d->cd')` per kernel offset (a plain matrix product over
+batch and pixels, split into a few batch chunks) is faster, and the input gradient stays a
+standard convolution (flipped, transposed kernel), which XLA:CPU does well.
 """
-import functools
-from typing import Callable
+import itertools
+import math
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
+import jax
 from jax import lax
+import jax.numpy as jnp
 
 CONV_IMPLS = ('xla', 'fast')
+# Below this in_channels * out_channels XLA's own kernel gradient measured as
+# fast or faster (16-32 channels, benchmarks/RESULTS.md), so lax is used.
+MIN_FAST_CHANNEL_PRODUCT = 2048
+
+Padding = Union[str, Sequence[Tuple[int, int]]]
+Pads = Tuple[Tuple[int, int], ...]
 
 
-def fast_conv_general_dilated(*args, **kwargs):
-  """Placeholder for the custom-VJP convolution (same signature as lax's)."""
-  return lax.conv_general_dilated(*args, **kwargs)
+def _all_ones(values: Optional[Sequence[int]]) -> bool:
+  """Whether an optional stride/dilation tuple is None or all ones."""
+  return values is None or all(v == 1 for v in values)
+
+
+def _is_channels_last(lhs_ndim: int, dn: lax.ConvDimensionNumbers) -> bool:
+  """Whether `dn` is N(spatial)C / (spatial)IO / N(spatial)C, as flax uses."""
+  spatial = tuple(range(1, lhs_ndim - 1))
+  lhs_spec = (0, lhs_ndim - 1) + spatial
+  rhs_spec = (lhs_ndim - 1, lhs_ndim - 2) + tuple(range(lhs_ndim - 2))
+  return (tuple(dn.lhs_spec) == lhs_spec and tuple(dn.rhs_spec) == rhs_spec
+          and tuple(dn.out_spec) == lhs_spec)
+
+
+def _explicit_pads(lhs: jax.Array, rhs: jax.Array, padding: Padding) -> Pads:
+  """Padding as one (low, high) pair per spatial dimension (stride 1)."""
+  num_spatial = lhs.ndim - 2
+  if isinstance(padding, str):
+    pads = lax.padtype_to_pads(lhs.shape[1:-1], rhs.shape[:-2],
+                               (1,) * num_spatial, padding)
+  else:
+    pads = padding
+  return tuple((int(lo), int(hi)) for lo, hi in pads)
+
+
+def _num_chunks(batch: int, pixels: int) -> int:
+  """How many batch chunks the kernel-grad sums are split into (see below)."""
+  # One long sum over batch x pixels runs as a skinny matmul that XLA:CPU does
+  # slowly; 4 independent partial sums, added afterwards, measured ~1.3-2x faster
+  # for batch*pixels >= 16k (benchmarks/RESULTS.md).
+  return 4 if batch % 4 == 0 and batch * pixels >= 16384 else 1
+
+
+def _kernel_grad(x: jax.Array, g: jax.Array, kernel_shape: Sequence[int],
+                 pads: Pads, precision: Any) -> jax.Array:
+  """d(loss)/d(kernel) as a sum over batch and pixels, one einsum per offset."""
+  xp = jnp.pad(x, ((0, 0),) + pads + ((0, 0),))
+  out_spatial = g.shape[1:-1]
+  chunks = _num_chunks(g.shape[0], math.prod(out_spatial))
+  g_chunks = g.reshape(chunks, -1, g.shape[-1])
+  rows = []
+  for offset in itertools.product(*(range(k) for k in kernel_shape)):
+    window = (slice(None),) + tuple(
+        slice(o, o + s) for o, s in zip(offset, out_spatial)) + (slice(None),)
+    x_chunks = xp[window].reshape(chunks, -1, x.shape[-1])
+    partial = jnp.einsum('bmc,bmd->bcd', x_chunks, g_chunks, precision=precision)
+    rows.append(jnp.sum(partial, axis=0))
+  return jnp.stack(rows).reshape(tuple(kernel_shape) + rows[0].shape)
+
+
+def _input_grad(g: jax.Array, w: jax.Array, pads: Pads,
+                dn: lax.ConvDimensionNumbers, precision: Any) -> jax.Array:
+  """d(loss)/d(input): `g` convolved with the flipped, in/out-swapped kernel."""
+  num_spatial = g.ndim - 2
+  kernel_shape = w.shape[:num_spatial]
+  flipped = jnp.swapaxes(w[(slice(None, None, -1),) * num_spatial], -1, -2)
+  # A negative pad (input padding wider than the kernel) crops, as lax allows.
+  back_pads = [(k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel_shape, pads)]
+  return lax.conv_general_dilated(
+      g, flipped, (1,) * num_spatial, back_pads, dimension_numbers=dn,
+      precision=precision)
+
+
+def _stride1_conv(pads: Pads, dn: lax.ConvDimensionNumbers,
+                  precision: Any) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """A channels-last stride-1 convolution with the custom VJP for `pads`."""
+  num_spatial = len(pads)
+
+  @jax.custom_vjp
+  def conv(x: jax.Array, w: jax.Array) -> jax.Array:
+    return lax.conv_general_dilated(x, w, (1,) * num_spatial, pads,
+                                    dimension_numbers=dn, precision=precision)
+
+  def conv_fwd(x, w):
+    return conv(x, w), (x, w)
+
+  def conv_bwd(residuals, g):
+    x, w = residuals
+    dx = _input_grad(g, w, pads, dn, precision).astype(x.dtype)
+    dw = _kernel_grad(x, g, w.shape[:num_spatial], pads, precision)
+    return dx, dw.astype(w.dtype)
+
+  conv.defvjp(conv_fwd, conv_bwd)
+  return conv
+
+
+def fast_conv_general_dilated(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: Padding,
+    lhs_dilation: Optional[Sequence[int]] = None,
+    rhs_dilation: Optional[Sequence[int]] = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+  """`lax.conv_general_dilated` with a faster backward pass on XLA:CPU.
+
+  The fast path covers channels-last (NHWC/HWIO, as `flax.linen.Conv` calls it)
+  stride-1 undilated ungrouped convolutions with any kernel size, non-negative
+  padding and in_channels * out_channels >= `MIN_FAST_CHANNEL_PRODUCT`; every
+  other call is passed to `lax.conv_general_dilated`
+  unchanged, so results are always those of lax up to float rounding.
+
+  Args:
+    lhs: input, e.g. [N, H, W, C].
+    rhs: kernel, e.g. [KH, KW, C, D].
+    window_strides: strides, as for lax.
+    padding: 'SAME', 'VALID', 'SAME_LOWER' or (low, high) pairs, as for lax.
+    lhs_dilation: as for lax.
+    rhs_dilation: as for lax.
+    dimension_numbers: as for lax.
+    feature_group_count: as for lax.
+    batch_group_count: as for lax.
+    precision: as for lax; also used in the backward pass.
+    preferred_element_type: as for lax (calls that set it use lax).
+
+  Returns:
+    The convolution, e.g. [N, H', W', D].
+  """
+  def fallback() -> jax.Array:
+    return lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision,
+        preferred_element_type=preferred_element_type)
+
+  if (lhs.ndim < 3 or lhs.ndim != rhs.ndim or dimension_numbers is None
+      or not _all_ones(window_strides) or not _all_ones(lhs_dilation)
+      or not _all_ones(rhs_dilation) or feature_group_count != 1
+      or batch_group_count != 1 or preferred_element_type is not None
+      or lhs.dtype != rhs.dtype):
+    return fallback()
+  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  if not _is_channels_last(lhs.ndim, dn):
+    return fallback()
+  pads = _explicit_pads(lhs, rhs, padding)
+  out_spatial = [s + lo + hi - k + 1 for s, k, (lo, hi)
+                 in zip(lhs.shape[1:-1], rhs.shape[:-2], pads)]
+  if (len(pads) != lhs.ndim - 2 or any(lo < 0 or hi < 0 for lo, hi in pads)
+      or any(o < 1 for o in out_spatial) or lhs.shape[-1] != rhs.shape[-2]
+      or rhs.shape[-2] * rhs.shape[-1] < MIN_FAST_CHANNEL_PRODUCT):
+    return fallback()  # Also lets lax report malformed calls.
+  return _stride1_conv(pads, dn, precision)(lhs, rhs)
 
 
 def conv_primitive(impl: str) -> Callable:
