@@ -3,7 +3,7 @@
 Respaced sampling is sampling from a `gaussian_diffusion.respace`d diffusion;
 the network is always called with the original timesteps (`timestep_map`).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -37,16 +37,20 @@ def ddim_step(diffusion: GaussianDiffusion, model_out: Array, x_t: Array, t: Arr
 def sample(diffusion: GaussianDiffusion, model_fn: ModelFn, shape: Tuple[int, ...],
            key: jax.Array, *, sampler: str = 'ancestral', eta: float = 0.0,
            temperature: float = 1.0, clip_denoised: bool = False,
-           return_trajectory: bool = False, dtype=jnp.float32) -> Array:
+           return_trajectory: bool = False, x_T: Optional[Array] = None,
+           dtype=jnp.float32) -> Array:
   """Draws x0 by running the reverse process from x_T ~ N(0, temperature^2 I).
 
-  Returns x0 of `shape`, or with `return_trajectory` the states
+  A given `x_T` (e.g. from `ddim_encode`) replaces the prior draw. Returns x0 of `shape`, or with `return_trajectory` the states
   [num_timesteps + 1, *shape] from x_T (index 0) to x0 (index -1).
   """
   if sampler not in SAMPLERS:
     raise ValueError(f'Unknown sampler {sampler!r}; expected one of {SAMPLERS}.')
   key_init, key_steps = jax.random.split(key)
-  x_T = temperature * jax.random.normal(key_init, shape, dtype)
+  if x_T is None:
+    x_T = temperature * jax.random.normal(key_init, shape, dtype)
+  elif x_T.shape != tuple(shape):
+    raise ValueError(f'x_T has shape {x_T.shape}, expected {tuple(shape)}.')
 
   def step(x, t_scalar):
     t = jnp.full((shape[0],), t_scalar, dtype=jnp.int32)

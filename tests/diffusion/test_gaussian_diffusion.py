@@ -244,7 +244,7 @@ def test_training_losses_sample_t_uniformly_and_jit():
   out = fn(jax.random.PRNGKey(0))
   counts = np.bincount(np.asarray(out['t']), minlength=5)
   assert counts.min() > 320 and counts.max() < 480
-  np.testing.assert_allclose(out['l_simple'].mean(), 1.0, atol=0.05)  # eps_hat = 0.
+  np.testing.assert_allclose(out['l_simple'].mean(), 1.0, atol=0.1)  # eps_hat = 0; sd 0.022.
   with jax.disable_jit():
     eager = diffusion.training_losses(model_fn, x0[:8], jax.random.PRNGKey(0))
   np.testing.assert_array_equal(eager['t'], out['t'][:8])

@@ -1,0 +1,147 @@
+"""The DDPM / Improved-DDPM U-Net (Ho et al. 2020; Nichol & Dhariwal 2021) in flax.linen.
+
+Sinusoidal time embedding + MLP; per level `num_res_blocks` ResNet blocks (with
+self-attention at `attn_resolutions`) and a stride-2 downsampling conv; a middle
+ResNet-attention-ResNet; a mirrored decoder with skip connections and nearest
+upsampling; GroupNorm-SiLU-conv output initialised to zero.
+"""
+import math
+from typing import Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from dfflows.nets.conv import Conv
+
+Array = jnp.ndarray
+
+
+def num_groups(channels: int, max_groups: int = 32) -> int:
+  """The largest divisor of `channels` <= max_groups leaving >= 2 channels per group."""
+  # One channel per group (GroupNorm(min(32, ch)) for ch <= 32) would be instance
+  # norm, which erases per-channel offsets; at least two channels keep them visible.
+  limit = min(max_groups, max(channels // 2, 1))
+  return next(g for g in range(limit, 0, -1) if channels % g == 0)
+
+
+def timestep_embedding(t: Array, dim: int, max_period: float = 10000.0) -> Array:
+  """Sinusoidal embedding [B, dim] of (possibly fractional) timesteps t [B]."""
+  half = dim // 2
+  freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+  args = t.astype(jnp.float32)[:, None] * freqs[None]
+  emb = jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+  return jnp.pad(emb, ((0, 0), (0, dim % 2)))
+
+
+class ResBlock(nn.Module):
+  """h = x + conv(drop(silu(gn(conv(silu(gn(x)))) * (1 + scale) + shift))), 1x1 skip if needed.
+
+  (scale, shift) = dense(silu(temb)): Improved DDPM's `use_scale_shift_norm`, which
+  injects the time after the normalisation so no GroupNorm can remove it.
+  """
+  out_ch: int
+  dropout: float = 0.0
+  conv_impl: str = 'xla'
+
+  @nn.compact
+  def __call__(self, x: Array, temb: Array, train: bool = False) -> Array:
+    h = nn.silu(nn.GroupNorm(num_groups(x.shape[-1]))(x))
+    h = Conv(self.out_ch, (3, 3), impl=self.conv_impl)(h)
+    scale, shift = jnp.split(nn.Dense(2 * self.out_ch)(nn.silu(temb))[:, None, None, :], 2,
+                             axis=-1)
+    h = nn.GroupNorm(num_groups(self.out_ch))(h) * (1.0 + scale) + shift
+    h = nn.silu(h)
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = Conv(self.out_ch, (3, 3), kernel_init=nn.initializers.zeros, impl=self.conv_impl)(h)
+    if x.shape[-1] != self.out_ch:
+      x = Conv(self.out_ch, (1, 1), impl=self.conv_impl)(x)
+    return x + h
+
+
+class AttnBlock(nn.Module):
+  """h = x + MultiHeadAttention(gn(x)) over all spatial positions (zero-init output)."""
+  num_heads: int = 1
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    batch, height, width, ch = x.shape
+    h = nn.GroupNorm(num_groups(ch))(x).reshape(batch, height * width, ch)
+    h = nn.MultiHeadDotProductAttention(
+        num_heads=self.num_heads, out_kernel_init=nn.initializers.zeros)(h)
+    return x + h.reshape(x.shape)
+
+
+class UNet(nn.Module):
+  """eps (and variance) network of a diffusion: (x [B,H,W,C], t [B]) -> [B,H,W,out_channels].
+
+  H and W must be divisible by 2**(len(ch_mult) - 1). Dropout uses the 'dropout'
+  rng collection when `train` is True.
+  """
+  ch: int = 64
+  ch_mult: Tuple[int, ...] = (1, 2, 2)
+  num_res_blocks: int = 2
+  attn_resolutions: Tuple[int, ...] = (16,)
+  dropout: float = 0.0
+  num_heads: int = 1
+  out_channels: int = 2
+  conv_impl: str = 'xla'
+
+  def _check_input(self, x: Array, t: Array) -> None:
+    """Raises ValueError for inputs the U-Net cannot process."""
+    if x.ndim != 4:
+      raise ValueError(f'UNet expects NHWC input of rank 4, got shape {x.shape}.')
+    factor = 2 ** (len(self.ch_mult) - 1)
+    if x.shape[1] % factor or x.shape[2] % factor:
+      raise ValueError(f'UNet input height and width {x.shape[1:3]} must be divisible by '
+                       f'2**(len(ch_mult) - 1) = {factor}.')
+    if t.shape != (x.shape[0],):
+      raise ValueError(f'UNet expects timesteps of shape {(x.shape[0],)}, got {t.shape}.')
+
+  @nn.compact
+  def __call__(self, x: Array, t: Array, train: bool = False) -> Array:
+    t = jnp.broadcast_to(jnp.asarray(t), (x.shape[0],)) if jnp.ndim(t) == 0 else t
+    self._check_input(x, t)
+    temb = timestep_embedding(t, self.ch)
+    temb = nn.Dense(4 * self.ch)(temb)
+    temb = nn.Dense(4 * self.ch)(nn.silu(temb))
+    block = lambda out_ch: ResBlock(out_ch, self.dropout, self.conv_impl)
+
+    hs = [Conv(self.ch, (3, 3), impl=self.conv_impl)(x)]
+    for level, mult in enumerate(self.ch_mult):
+      for _ in range(self.num_res_blocks):
+        h = block(self.ch * mult)(hs[-1], temb, train)
+        if h.shape[1] in self.attn_resolutions:
+          h = AttnBlock(self.num_heads)(h)
+        hs.append(h)
+      if level != len(self.ch_mult) - 1:
+        hs.append(Conv(hs[-1].shape[-1], (3, 3), strides=(2, 2),
+                       impl=self.conv_impl)(hs[-1]))
+
+    h = hs[-1]
+    h = block(h.shape[-1])(h, temb, train)
+    h = AttnBlock(self.num_heads)(h)
+    h = block(h.shape[-1])(h, temb, train)
+
+    for level, mult in reversed(list(enumerate(self.ch_mult))):
+      for _ in range(self.num_res_blocks + 1):
+        h = block(self.ch * mult)(jnp.concatenate([h, hs.pop()], axis=-1), temb, train)
+        if h.shape[1] in self.attn_resolutions:
+          h = AttnBlock(self.num_heads)(h)
+      if level != 0:
+        h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # Nearest-neighbour 2x.
+        h = Conv(h.shape[-1], (3, 3), impl=self.conv_impl)(h)
+
+    h = nn.silu(nn.GroupNorm(num_groups(h.shape[-1]))(h))
+    return Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros,
+                impl=self.conv_impl)(h)
+
+
+def build_unet(unet_config: ml_collections.ConfigDict, out_channels: int,
+               conv_impl: str = 'xla') -> UNet:
+  """Builds the U-Net of a `config.unet` section with `out_channels` outputs."""
+  return UNet(ch=unet_config.ch, ch_mult=tuple(unet_config.ch_mult),
+              num_res_blocks=unet_config.num_res_blocks,
+              attn_resolutions=tuple(unet_config.attn_resolutions),
+              dropout=unet_config.dropout, num_heads=unet_config.num_heads,
+              out_channels=out_channels, conv_impl=conv_impl)

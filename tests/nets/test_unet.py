@@ -1,0 +1,148 @@
+"""Tests for dfflows.nets.unet."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from dfflows.nets import unet as unet_lib
+
+
+def tiny(**kwargs):
+  fields = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.0,
+                num_heads=2, out_channels=2)
+  fields.update(kwargs)
+  return unet_lib.UNet(**fields)
+
+
+def init(model, shape, key=0):
+  """Inputs and random parameters of the right shapes (no zero-initialised layers).
+
+  Only shapes come from `model.init` (via eval_shape): compiling the initialisers
+  of every layer costs about a minute on a loaded CPU, so only one test does it.
+  """
+  x = jax.random.normal(jax.random.PRNGKey(key), shape)
+  t = jnp.arange(shape[0], dtype=jnp.int32) * 7
+  return x, t, randomize(jax.eval_shape(model.init, jax.random.PRNGKey(key + 1), x, t))
+
+
+def randomize(params, scale=0.3):
+  """Random weights everywhere, so every path through the network is visible."""
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  sizes = [int(np.prod(p.shape)) for p in leaves]
+  # One draw sliced up: a draw per shape would compile once per shape.
+  flat = np.asarray(scale * jax.random.normal(jax.random.PRNGKey(5), (sum(sizes),)))
+  pieces = np.split(flat, np.cumsum(sizes)[:-1])
+  return jax.tree_util.tree_unflatten(
+      treedef, [jnp.asarray(v.reshape(p.shape)) for v, p in zip(pieces, leaves)])
+
+
+def count(tree):
+  return sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(tree))
+
+
+def test_num_groups_divides_and_keeps_two_channels_per_group():
+  assert unet_lib.num_groups(256) == 32
+  assert unet_lib.num_groups(64) == 32
+  assert unet_lib.num_groups(48) == 24
+  assert unet_lib.num_groups(16) == 8
+  assert unet_lib.num_groups(12) == 6
+  assert unet_lib.num_groups(1) == 1
+
+
+def test_zero_output_at_init():
+  model = tiny(ch_mult=(1,), attn_resolutions=(), out_channels=4)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 2))
+  t = jnp.array([0, 9])
+  params = model.init(jax.random.PRNGKey(1), x, t)
+  out = jax.jit(model.apply)(params, x, t)
+  assert out.shape == (2, 4, 4, 4)
+  np.testing.assert_array_equal(out, 0.0)
+
+
+@pytest.mark.parametrize('shape,ch_mult,attn', [((2, 16, 16, 4), (1, 2), (8,)),
+                                                ((2, 32, 32, 1), (1, 2, 2), (8,)),
+                                                ((2, 32, 32, 3), (1, 2, 2, 2), (16,)),
+                                                ((1, 8, 8, 16), (1, 2), (4,))])
+def test_output_shapes(shape, ch_mult, attn):
+  model = tiny(ch_mult=ch_mult, attn_resolutions=attn, out_channels=2 * shape[-1])
+  x, t = jnp.zeros(shape), jnp.zeros(shape[:1], jnp.int32)
+  params = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, t)
+  out = jax.eval_shape(model.apply, params, x, t)
+  assert out.shape == shape[:-1] + (2 * shape[-1],)
+
+
+def test_output_depends_on_input_and_time():
+  model = tiny(out_channels=1)
+  x, t, params = init(model, (2, 8, 8, 1))
+  apply = jax.jit(model.apply)
+  out = apply(params, x, t)
+  assert float(jnp.abs(out).mean()) > 1e-2
+  assert float(jnp.abs(apply(params, x, t + 1) - out).mean()) > 1e-3
+  # Examples are processed independently: changing one leaves the other alone.
+  other = apply(params, x.at[1].set(0.0), t)
+  np.testing.assert_allclose(other[0], out[0], atol=1e-5)
+  assert not np.allclose(other[1], out[1])
+  assert jax.eval_shape(model.apply, params, x, 3).shape == out.shape  # Scalar t.
+
+
+def test_dropout_uses_rng_in_train_mode():
+  model = tiny(dropout=0.5)
+  x, t, params = init(model, (2, 8, 8, 1))
+  apply = jax.jit(functools.partial(model.apply, train=True))
+  a = apply(params, x, t, rngs={'dropout': jax.random.PRNGKey(0)})
+  b = apply(params, x, t, rngs={'dropout': jax.random.PRNGKey(1)})
+  c = apply(params, x, t, rngs={'dropout': jax.random.PRNGKey(0)})
+  assert not np.allclose(a, b)
+  np.testing.assert_array_equal(a, c)
+
+
+def test_bad_shapes_raise():
+  model = tiny(ch_mult=(1, 2, 2))
+  with pytest.raises(ValueError, match='divisible by'):
+    model.init(jax.random.PRNGKey(0), jnp.zeros((1, 10, 16, 1)), jnp.zeros((1,), jnp.int32))
+  with pytest.raises(ValueError, match='rank 4'):
+    model.init(jax.random.PRNGKey(0), jnp.zeros((8, 8, 1)), jnp.zeros((8,), jnp.int32))
+  with pytest.raises(ValueError, match='timesteps'):
+    model.init(jax.random.PRNGKey(0), jnp.zeros((2, 8, 8, 1)), jnp.zeros((3,), jnp.int32))
+
+
+def test_param_count_matches_hand_count():
+  conv = lambda k, i, o: k * k * i * o + o
+  dense = lambda i, o: i * o + o
+  gn = lambda c: 2 * c
+  temb = 32
+
+  def res(i, o):
+    return (gn(i) + conv(3, i, o) + dense(temb, 2 * o) + gn(o) + conv(3, o, o)
+            + (conv(1, i, o) if i != o else 0))
+
+  def attn(c):
+    return gn(c) + 3 * dense(c, c) + dense(c, c)
+
+  expected = (dense(8, 32) + dense(32, 32) + conv(3, 1, 8)
+              + res(8, 8) + conv(3, 8, 8)                          # level 0 (8x8), down
+              + res(8, 16) + attn(16)                              # level 1 (4x4)
+              + res(16, 16) + attn(16) + res(16, 16)               # middle
+              + res(32, 16) + attn(16) + res(24, 16) + attn(16)    # up level 1
+              + conv(3, 16, 16)                                    # upsample
+              + res(24, 8) + res(16, 8)                            # up level 0
+              + gn(8) + conv(3, 8, 2))
+  shapes = jax.eval_shape(tiny().init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)),
+                          jnp.zeros((1,), jnp.int32))
+  assert count(shapes) == expected
+
+
+def test_build_unet_reads_config_and_conv_impls_agree():
+  config = ml_collections.ConfigDict(dict(ch=8, ch_mult=(1, 2), num_res_blocks=1,
+                                          attn_resolutions=(4,), dropout=0.1, num_heads=1))
+  model = unet_lib.build_unet(config, out_channels=6, conv_impl='fast')
+  assert (model.ch, model.ch_mult, model.num_res_blocks, model.attn_resolutions,
+          model.dropout, model.num_heads, model.out_channels, model.conv_impl) == (
+              8, (1, 2), 1, (4,), 0.1, 1, 6, 'fast')
+  x, t, params = init(model, (1, 8, 8, 3))
+  xla = unet_lib.build_unet(config, out_channels=6, conv_impl='xla')
+  np.testing.assert_allclose(jax.jit(model.apply)(params, x, t),
+                             jax.jit(xla.apply)(params, x, t), atol=1e-4)
