@@ -65,9 +65,8 @@ class PixelDDPM:
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed, in bits/dim per example."""
-    del key
     model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=False)
-    nats = self.diffusion.full_bound(model_fn, scale_images(x))['total_nats']
+    nats = self.diffusion.full_bound(model_fn, scale_images(x), key)['total_nats']
     return discrete_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
   def sample(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,

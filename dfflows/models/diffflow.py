@@ -151,9 +151,10 @@ class DiffFlow:
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed (prior, all KLs, decoder), in bits/dim per example."""
-    z0, logdet = self.encode(params, x, key)
+    k_deq, k_bound = jax.random.split(key)
+    z0, logdet = self.encode(params, x, k_deq)
     model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=False)
-    nats = self.diffusion.full_bound(model_fn, z0)['total_nats'] - logdet
+    nats = self.diffusion.full_bound(model_fn, z0, k_bound)['total_nats'] - logdet
     return continuous_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
   def sample(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
