@@ -39,29 +39,27 @@ class PixelDDPM:
     return {'unet': self.unet.init(key, scale_images(x[:1]), jnp.zeros((1,), jnp.int32),
                                    train=False)}
 
-  def _terms(self, params, x, key, train):
-    """Model output and diffusion quantities for one sampled t per example."""
+  def _terms(self, params: Params, x: jnp.ndarray, key: jax.Array, train: bool):
+    """Hybrid loss, eps-MSE and the one-sample bound (bits/dim) per example."""
     common.check_images(x, self.image_shape)
     k_tn, k_drop = jax.random.split(key)
-    x0 = scale_images(x)
-    t, noise = common.sample_t_and_noise(k_tn, x0, self.diffusion.num_timesteps)
-    x_t = self.diffusion.q_sample(x0, t, noise)
-    out = self.unet.apply(params['unet'], x_t, t, train=train, rngs={'dropout': k_drop})
-    nats = self.diffusion.num_timesteps * self.diffusion.vlb_term(out, x0, x_t, t)
-    nats = nats + self.diffusion.prior_kl(x0)
-    return out, x0, x_t, t, noise, discrete_nats_to_bpd(nats, common.num_dims(self.image_shape))
+    model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=train,
+                                              rngs={'dropout': k_drop})
+    terms = self.diffusion.training_losses(model_fn, scale_images(x), k_tn,
+                                           vlb_weight=self.vlb_weight)
+    return terms, discrete_nats_to_bpd(terms['bound'], common.num_dims(self.image_shape))
 
   def loss(self, params: Params, x: jnp.ndarray, key: jax.Array,
            train: bool = True) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
     """Hybrid loss (L_simple + lambda L_vlb) and metrics, including the bound in bits/dim."""
-    out, x0, x_t, t, noise, bpd = self._terms(params, x, key, train)
-    loss = common.hybrid_loss(self.diffusion, out, x0, x_t, t, noise, self.vlb_weight).mean()
+    terms, bpd = self._terms(params, x, key, train)
+    loss = terms['loss'].mean()
     return loss, {'loss': loss, 'bpd': jax.lax.stop_gradient(bpd).mean(),
-                  'l_simple': self.diffusion.l_simple(out, noise).mean()}
+                  'l_simple': terms['l_simple'].mean()}
 
   def eval_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """One-sample unbiased estimate of the bound in bits/dim, per example."""
-    return self._terms(params, x, key, False)[-1]
+    return self._terms(params, x, key, False)[1]
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed, in bits/dim per example."""

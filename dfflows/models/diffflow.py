@@ -17,6 +17,7 @@ params; with `unet_loss='bound'` both are trained by the bound in one pass.
 (an ablation: it rewards shrinking z0 and the model collapses).
 """
 import dataclasses
+import functools
 from typing import Any, Dict, Optional, Tuple
 
 import jax
@@ -82,9 +83,9 @@ class DiffFlow:
     unet_params = self.unet.init(k_unet, z0, jnp.zeros((1,), jnp.int32), train=False)
     return {'flow': flow_params, 'unet': unet_params}
 
-  def _unet_fn(self, unet_params: Params, t: jnp.ndarray, train: bool, key: jax.Array):
-    """U-Net as a function of x_t for fixed params, timesteps and dropout key."""
-    return lambda x_t: self.unet.apply(unet_params, x_t, t, train=train, rngs={'dropout': key})
+  def _unet_fn(self, unet_params: Params, train: bool, key: jax.Array):
+    """The U-Net as a model_fn(x_t, t) for fixed params and dropout key."""
+    return lambda x_t, t: self.unet.apply(unet_params, x_t, t, train=train, rngs={'dropout': key})
 
   def encode(self, params: Params, x: jnp.ndarray, key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Dequantises uint8 `x` and returns (latent z0, log|det df/du|) per example."""
@@ -99,61 +100,47 @@ class DiffFlow:
     k_deq, k_tn, k_drop = jax.random.split(key, 3)
     z0, logdet = self.encode(params, x, k_deq)
     dims = common.num_dims(self.image_shape)
-    t, noise = common.sample_t_and_noise(k_tn, z0, self.diffusion.num_timesteps)
-    x_t = self.diffusion.q_sample(z0, t, noise)
     sg = jax.lax.stop_gradient
     joint = self.objective == 'thesis_eq_4_6' or self.unet_loss == 'bound'
-    unet_bound_params = params['unet'] if joint else sg(params['unet'])
-    out = self._unet_fn(unet_bound_params, t, train, k_drop)(x_t)
-    vlb_t = self.diffusion.vlb_term(out, z0, x_t, t)
+    # The same key gives the same t and noise in both calls below.
+    losses = functools.partial(self.diffusion.training_losses, key=k_tn,
+                               vlb_weight=self.vlb_weight)
+    terms = losses(self._unet_fn(params['unet'] if joint else sg(params['unet']), train, k_drop),
+                   z0)
     prior = self.diffusion.prior_kl(z0)
-    diff_nats = self.diffusion.num_timesteps * vlb_t + prior
-    bpd = continuous_nats_to_bpd(diff_nats - logdet, dims)
+    bpd = continuous_nats_to_bpd(terms['bound'] - logdet, dims)
     metrics = {
         'bpd': bpd.mean(),
         'logdet_bpd': (-logdet / (dims * LOG2)).mean(),
-        'diffusion_bpd': (diff_nats / (dims * LOG2)).mean(),
+        'diffusion_bpd': (terms['bound'] / (dims * LOG2)).mean(),
         'prior_bpd': (prior / (dims * LOG2)).mean(),
         'z0_std': jnp.std(z0),
+        'l_simple': terms['l_simple'].mean(),
     }
     if self.objective == 'thesis_eq_4_6':
       # The printed L = L_diff + log|det df/dx| (in bits/dim): invalid, kept as an ablation.
-      l_diff = common.hybrid_loss(self.diffusion, out, z0, x_t, t, noise, self.vlb_weight)
-      loss = (l_diff + logdet / (dims * LOG2)).mean()
-      metrics['l_simple'] = self.diffusion.l_simple(out, noise).mean()
+      loss = (terms['loss'] + logdet / (dims * LOG2)).mean()
     elif self.unet_loss == 'bound':
       loss = bpd.mean()
-      metrics['l_simple'] = self.diffusion.l_simple(out, noise).mean()
     else:
-      out_h = self._unet_fn(params['unet'], t, train, k_drop)(sg(x_t))
-      hybrid = common.hybrid_loss(self.diffusion, out_h, sg(z0), sg(x_t), t, noise,
-                                  self.vlb_weight)
-      loss = bpd.mean() + hybrid.mean()
-      metrics['l_simple'] = self.diffusion.l_simple(out_h, noise).mean()
+      hybrid = losses(self._unet_fn(params['unet'], train, k_drop), sg(z0))
+      loss = bpd.mean() + hybrid['loss'].mean()
+      metrics['l_simple'] = hybrid['l_simple'].mean()
     metrics['loss'] = loss
     return loss, metrics
 
   def eval_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """One-sample unbiased estimate of the bound in bits/dim, per example."""
-    return self.loss_terms(params, x, key)[0]
-
-  def loss_terms(self, params: Params, x: jnp.ndarray, key: jax.Array):
-    """Per-example (bpd, l_simple) of the one-sample bound estimate."""
     k_deq, k_tn = jax.random.split(key)
     z0, logdet = self.encode(params, x, k_deq)
-    t, noise = common.sample_t_and_noise(k_tn, z0, self.diffusion.num_timesteps)
-    x_t = self.diffusion.q_sample(z0, t, noise)
-    out = self.unet.apply(params['unet'], x_t, t, train=False)
-    nats = (self.diffusion.num_timesteps * self.diffusion.vlb_term(out, z0, x_t, t)
-            + self.diffusion.prior_kl(z0) - logdet)
-    dims = common.num_dims(self.image_shape)
-    return continuous_nats_to_bpd(nats, dims), self.diffusion.l_simple(out, noise)
+    terms = self.diffusion.training_losses(self._unet_fn(params['unet'], False, k_tn), z0, k_tn)
+    return continuous_nats_to_bpd(terms['bound'] - logdet, common.num_dims(self.image_shape))
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed (prior, all KLs, decoder), in bits/dim per example."""
     k_deq, k_bound = jax.random.split(key)
     z0, logdet = self.encode(params, x, k_deq)
-    model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=False)
+    model_fn = self._unet_fn(params['unet'], False, key)
     nats = self.diffusion.full_bound(model_fn, z0, k_bound)['total_nats'] - logdet
     return continuous_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
@@ -163,7 +150,7 @@ class DiffFlow:
     diffusion = self.diffusion
     if num_steps and num_steps < diffusion.num_timesteps:
       diffusion = respace(diffusion, num_steps)
-    model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=False)
+    model_fn = self._unet_fn(params['unet'], False, key)
     z0 = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
                          sampler=self.sampler, eta=self.ddim_eta, temperature=temperature)
     u, _ = self.flow.apply(params['flow'], self.from_latent(z0), method='inverse')

@@ -1,0 +1,49 @@
+"""Shared helpers of the experiment scripts: run a config, read its metrics, write results."""
+import json
+import os
+import platform
+import subprocess
+import time
+from typing import Dict, List
+
+import jax
+
+from dfflows import train, visualize
+
+
+def machine() -> str:
+  """A one-line description of the machine and software."""
+  return (f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), '
+          f'jax {jax.__version__} on {jax.default_backend()} x{jax.device_count()}')
+
+
+def git_commit() -> str:
+  """The current commit of the repository (or 'unknown')."""
+  try:
+    return subprocess.check_output(['git', 'rev-parse', '--short', 'HEAD'], text=True).strip()
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+def run(config, workdir: str) -> Dict:
+  """Trains (or resumes) `config` in `workdir`; returns wall time and the metric rows."""
+  t0 = time.time()
+  train.train_and_evaluate(config, workdir)
+  return {'wall_seconds': time.time() - t0,
+          'rows': visualize.read_jsonl(os.path.join(workdir, train.METRICS_FILE))}
+
+
+def series(rows: List[Dict], key: str):
+  """(steps, values) of one metric from metrics.jsonl rows."""
+  pts = [(r['step'], r[key]) for r in rows if key in r]
+  return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def write_results(name: str, markdown: str, data: Dict) -> None:
+  """Writes experiments/results/<name>.md and .json."""
+  out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, f'{name}.md'), 'w') as f:
+    f.write(markdown)
+  with open(os.path.join(out, f'{name}.json'), 'w') as f:
+    json.dump(data, f, indent=2)
