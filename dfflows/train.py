@@ -58,7 +58,9 @@ def train_step(model: Any, tx: Any, ema_decay: float, base_key: jax.Array,
   """One optimizer step on a global batch of uint8 images."""
   key = jax.random.fold_in(base_key, state.step)
   grad_fn = jax.value_and_grad(lambda p: model.loss(p, batch, key, train=True), has_aux=True)
-  (_, metrics), grads = grad_fn(state.params)
+  (loss, metrics), grads = grad_fn(state.params)
+  # A non-finite loss marks the gradients non-finite too, so apply_if_finite skips the step.
+  grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = jax.tree.map(lambda p, u: p + u, state.params, updates)
   metrics['grad_norm'] = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
