@@ -28,6 +28,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Signal for the U-Net in a DiffFlow: 'hybrid' (L_simple + vlb_weight * L_vlb with
   # stop-gradient on the mean, the flow still trained on the bound) or 'bound'.
   config.model.unet_loss = 'hybrid'
+  # DiffFlow eps-network predicts sqrt(1 - abar_t) x_t + U-Net(x_t, t) (optimal for N(0, I) latents).
+  config.model.eps_skip = True
   config.model.latent_squeeze = 1  # Squeeze the flow latent this many times before the U-Net.
   config.model.temperature = 1.0  # Std of the prior at sampling time.
   config.model.conv_impl = 'fast'  # xla | fast (custom-VJP conv, faster on CPU).

@@ -25,12 +25,16 @@ def diffflow():
   config = tiny_config('diffflow')
   model = build_model(config)
   x = jnp.asarray(random_images(4))
-  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
   return model, params, x
 
 
 def _by_hand(model, params, x, key):
   """The DiffFlow's latent, log-det and diffusion quantities, written out step by step."""
+  return jax.jit(lambda p, x, k: _by_hand_eager(model, p, x, k))(params, x, key)
+
+
+def _by_hand_eager(model, params, x, key):
   k_deq, k_tn, _ = jax.random.split(key, 3)
   u = uniform_dequantize(k_deq, x)
   z, logdet = model.flow.apply(params['flow'], u, method='forward')
@@ -40,13 +44,16 @@ def _by_hand(model, params, x, key):
   noise = jax.random.normal(k_n, z0.shape)
   x_t = model.diffusion.q_sample(z0, t, noise)
   out = model.unet.apply(params['unet'], x_t, t, train=False)
+  # eps_skip: eps_hat = sqrt(1 - prod_{s<=t}(1 - beta_s)) x_t + U-Net output.
+  abar = jnp.asarray(np.cumprod(1.0 - np.asarray(model.diffusion.betas, np.float64)), jnp.float32)
+  out = out.at[..., :z0.shape[-1]].add(jnp.sqrt(1.0 - abar[t])[:, None, None, None] * x_t)
   return z0, logdet, t, noise, x_t, out
 
 
 def test_diffflow_loss_is_negative_logdet_plus_vlb_by_hand(diffflow):
   model, params, x = diffflow
   key = jax.random.PRNGKey(3)
-  _, metrics = model.loss(params, x, key, train=False)
+  _, metrics = jax.jit(model.loss, static_argnames='train')(params, x, key, train=False)
   z0, logdet, t, _, x_t, out = _by_hand(model, params, x, key)
   d = model.diffusion
   nats = -logdet + d.num_timesteps * d.vlb_term(out, z0, x_t, t) + d.prior_kl(z0)
@@ -61,9 +68,9 @@ def test_thesis_objective_is_printed_loss_by_hand():
   config.model.objective = 'thesis_eq_4_6'
   model = build_model(config)
   x = jnp.asarray(random_images(4))
-  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
   key = jax.random.PRNGKey(2)
-  loss, _ = model.loss(params, x, key, train=False)
+  loss, _ = jax.jit(model.loss, static_argnames='train')(params, x, key, train=False)
   z0, logdet, t, noise, x_t, out = _by_hand(model, params, x, key)
   d = model.diffusion
   eps = out[..., :z0.shape[-1]]
@@ -81,8 +88,8 @@ def _grad_norms(grads):
 def test_flow_gradient_comes_from_bound_only_and_unet_from_hybrid(diffflow):
   model, params, x = diffflow
   key = jax.random.PRNGKey(5)
-  g_total = jax.grad(lambda p: model.loss(p, x, key)[0])(params)
-  g_bound = jax.grad(lambda p: model.loss(p, x, key)[1]['bpd'])(params)
+  g_total = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[0]))(params)
+  g_bound = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[1]['bpd']))(params)
   norms = _grad_norms(g_total)
   assert norms['flow'] > 0 and norms['unet'] > 0
   for a, b in zip(jax.tree.leaves(g_total['flow']), jax.tree.leaves(g_bound['flow'])):
@@ -96,10 +103,10 @@ def test_unet_loss_bound_trains_unet_on_bound():
   config.model.unet_loss = 'bound'
   model = build_model(config)
   x = jnp.asarray(random_images(4))
-  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
   key = jax.random.PRNGKey(2)
-  g = jax.grad(lambda p: model.loss(p, x, key)[0])(params)
-  g_bpd = jax.grad(lambda p: model.loss(p, x, key)[1]['bpd'])(params)
+  g = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[0]))(params)
+  g_bpd = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[1]['bpd']))(params)
   for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_bpd)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
 
@@ -108,9 +115,9 @@ def test_flow_only_nll_matches_scipy():
   config = tiny_config('flow')
   model = build_model(config)
   x = jnp.asarray(random_images(3))
-  params = _perturb(model.init(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
   key = jax.random.PRNGKey(4)
-  bpd = model.eval_bpd(params, x, key)
+  bpd = jax.jit(model.eval_bpd)(params, x, key)
   u = uniform_dequantize(key, x)
   z, logdet = model.flow.apply(params['flow'], u, method='forward')
   logp = stats.norm.logpdf(np.asarray(z, np.float64)).reshape(3, -1).sum(1) + np.asarray(logdet)
@@ -118,14 +125,27 @@ def test_flow_only_nll_matches_scipy():
   np.testing.assert_allclose(bpd, (-logp + d * np.log(256)) / (d * np.log(2)), rtol=1e-5)
 
 
-def test_ddpm_bound_is_discrete_bits():
+def test_ddpm_bound_is_discrete_bits_of_scaled_pixels():
   config = tiny_config('ddpm')
   model = build_model(config)
   x = jnp.asarray(random_images(2))
-  params = model.init(jax.random.PRNGKey(0), x)
-  bpd = model.eval_bpd(params, x, jax.random.PRNGKey(1))
-  assert bpd.shape == (2,)
-  assert np.all(np.asarray(bpd) > 0)
+  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  key = jax.random.PRNGKey(1)
+  bpd = jax.jit(model.eval_bpd)(params, x, key)
+
+  def by_hand(params, x, key):
+    k_tn, _ = jax.random.split(key)
+    x0 = x.astype(jnp.float32) / 127.5 - 1.0
+    k_t, k_n = jax.random.split(k_tn)
+    d = model.diffusion
+    t = jax.random.randint(k_t, (2,), 0, d.num_timesteps)
+    noise = jax.random.normal(k_n, x0.shape)
+    x_t = d.q_sample(x0, t, noise)
+    out = model.unet.apply(params['unet'], x_t, t, train=False)
+    return (d.num_timesteps * d.vlb_term(out, x0, x_t, t) + d.prior_kl(x0)) / (32 * 32 * math.log(2))
+
+  np.testing.assert_allclose(bpd, jax.jit(by_hand)(params, x, key), rtol=1e-5)
+  assert model.diffusion.decoder == 'discretized'
 
 
 @pytest.mark.parametrize('kind', ['diffflow', 'flow', 'ddpm'])
@@ -133,7 +153,7 @@ def test_sample_shapes_and_dtype(kind):
   config = tiny_config(kind)
   model = build_model(config)
   x = jnp.asarray(random_images(2))
-  params = model.init(jax.random.PRNGKey(0), x)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
   s = jax.jit(model.sample, static_argnames=('num', 'num_steps'))(
       params, jax.random.PRNGKey(1), num=3, num_steps=5)
   assert s.shape == (3, 32, 32, 1) and s.dtype == jnp.uint8

@@ -1,0 +1,17 @@
+"""The README's Python example runs as written and its printed shape is right."""
+import contextlib
+import io
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_readme_python_example_runs():
+  with open(os.path.join(ROOT, 'README.md')) as f:
+    blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
+  assert blocks, 'README has no python example'
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    exec(compile(blocks[0], 'README.md', 'exec'), {})  # pylint: disable=exec-used
+  assert out.getvalue().strip().splitlines()[-1] == '(8,)'
