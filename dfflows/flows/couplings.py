@@ -10,6 +10,10 @@ from dfflows.flows.checks import check_nhwc
 from dfflows.nets.conditioner import Conditioner
 
 MASKS = ('channel', 'checkerboard')
+# nflows' defaults (distrax uses 1e-4): bounds the spline's flattest slope, so the
+# float32 inverse stays accurate even for extreme conditioner outputs.
+MIN_BIN_SIZE = 1e-3
+MIN_KNOT_SLOPE = 1e-3
 
 
 def checkerboard(h: int, w: int, parity) -> jax.Array:
@@ -30,7 +34,8 @@ def safe_spline(x: jax.Array, params: jax.Array, tail_bound: float,
   inside = jnp.abs(x) < tail_bound
   x_safe = jnp.where(inside, x, jnp.zeros_like(x))
   spline = distrax.RationalQuadraticSpline(
-      params, range_min=-tail_bound, range_max=tail_bound, boundary_slopes='identity')
+      params, range_min=-tail_bound, range_max=tail_bound, boundary_slopes='identity',
+      min_bin_size=MIN_BIN_SIZE, min_knot_slope=MIN_KNOT_SLOPE)
   if inverse:
     y, logdet = spline.inverse_and_log_det(x_safe)
   else:

@@ -1,0 +1,117 @@
+"""Tests for MultiScaleFlow and build_flow."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from dfflows.flows import ActNorm, MultiScaleFlow, build_flow
+from tests.flows.flow_testing import check_bijection, perturb
+
+CONFIGS = [
+    dict(coupling='spline', mask='channel', conv1x1='lu', scan=True),
+    dict(coupling='affine', mask='checkerboard', conv1x1='plain', scan=False),
+    dict(coupling='spline', mask='checkerboard', conv1x1='lu', scan=False, logit_alpha=0.),
+    dict(coupling='affine', mask='channel', conv1x1='lu', scan=True),
+]
+
+
+def _flow(**kwargs):
+  base = dict(num_levels=2, num_steps=2, hidden_channels=4, num_bins=4, tail_bound=3.)
+  return MultiScaleFlow(**{**base, **kwargs})
+
+
+def _images(key, shape=(2, 8, 8, 1)):
+  return jax.random.uniform(key, shape, minval=0.02, maxval=0.98)
+
+
+@pytest.mark.parametrize('kwargs', CONFIGS)
+def test_bijection_with_random_params(kwargs):
+  x = _images(jax.random.PRNGKey(0), (2, 4, 4, 1))
+  flow = _flow(**kwargs)
+  variables = perturb(flow.init(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.05)
+  check_bijection(flow, variables, x, logdet_atol=5e-3)
+
+
+def _stack_steps(level_params, num_steps):
+  """Converts unrolled params {'steps_i': p_i} to the scan layout {'step': stacked}."""
+  steps = [level_params[f'steps_{i}'] for i in range(num_steps)]
+  return {'step': jax.tree.map(lambda *p: jnp.stack(p), *steps)}
+
+
+def _unstack_steps(level_params, num_steps):
+  """Inverse of `_stack_steps`."""
+  return {f'steps_{i}': jax.tree.map(lambda p, i=i: p[i], level_params['step'])
+          for i in range(num_steps)}
+
+
+@pytest.mark.parametrize('mask', ['channel', 'checkerboard'])
+def test_scan_equals_unrolled_on_the_same_params(mask):
+  x = _images(jax.random.PRNGKey(0))
+  unrolled, scanned = _flow(mask=mask, scan=False), _flow(mask=mask, scan=True)
+  params = perturb(unrolled.init(jax.random.PRNGKey(1), x)['params'],
+                   jax.random.PRNGKey(2), 0.05)
+  scan_params = {k: _stack_steps(v, 2) for k, v in params.items()}
+  z1, ld1 = unrolled.apply({'params': params}, x)
+  z2, ld2 = scanned.apply({'params': scan_params}, x)
+  np.testing.assert_allclose(z2, z1, atol=1e-5)
+  np.testing.assert_allclose(ld2, ld1, rtol=1e-5)
+  x2, ild2 = scanned.apply({'params': scan_params}, z2, method=scanned.inverse)
+  np.testing.assert_allclose(x2, x, atol=1e-4)
+  np.testing.assert_allclose(ild2, -ld2, rtol=1e-5)
+
+
+def test_scan_init_normalises_every_actnorm():
+  x = _images(jax.random.PRNGKey(0))
+  scanned = _flow(scan=True, logit_alpha=0.05)
+  params = scanned.init(jax.random.PRNGKey(1), x)['params']
+  unrolled = _flow(scan=False, logit_alpha=0.05)
+  params = {k: _unstack_steps(v, 2) for k, v in params.items()}
+  outputs = []
+
+  def record(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if isinstance(context.module, ActNorm) and context.method_name == 'forward':
+      outputs.append(out[0])
+    return out
+
+  with nn.intercept_methods(record):
+    unrolled.apply({'params': params}, x)
+  assert len(outputs) == 4
+  for y in outputs:
+    np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0., atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(0, 1, 2)), 1., atol=1e-3)
+
+
+def test_latent_shape_and_three_levels():
+  x = _images(jax.random.PRNGKey(0), (1, 8, 8, 2))
+  flow = _flow(num_levels=3, num_steps=1)
+  variables = flow.init(jax.random.PRNGKey(1), x)
+  z, _ = flow.apply(variables, x)
+  assert z.shape == x.shape
+  x_rec, _ = flow.apply(variables, z, method=flow.inverse)
+  np.testing.assert_allclose(x_rec, x, atol=1e-4)
+
+
+def test_build_flow_reads_config():
+  config = default.get_config().flow
+  flow = build_flow(config, conv_impl='fast')
+  assert (flow.num_levels, flow.num_steps, flow.coupling, flow.conv_impl) == (
+      config.num_levels, config.num_steps, config.coupling, 'fast')
+  assert flow.logit_alpha == config.logit_alpha and flow.scan == config.scan
+
+
+@pytest.mark.parametrize('key,value', [('coupling', 'glow'), ('mask', 'stripes'),
+                                       ('conv1x1', 'full')])
+def test_build_flow_rejects_unknown_names(key, value):
+  config = default.get_config().flow
+  config[key] = value
+  with pytest.raises(ValueError, match=value):
+    build_flow(config)
+
+
+def test_rejects_indivisible_image_size():
+  flow = _flow(num_levels=2)
+  with pytest.raises(ValueError, match='divisible by 4'):
+    flow.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 8, 1)))
