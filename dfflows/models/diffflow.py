@@ -7,7 +7,8 @@ variables, then the diffusion variational bound on the latent):
     L_vlb(z0) = KL(q(z_T|z0) || N(0,I)) + sum_{t>=1} KL(q(z_{t-1}|z_t,z0) || p(z_{t-1}|z_t))
                 - log p(z0|z_1).
 
-Training uses the unbiased one-sample estimate T * L_t + prior (t uniform). The
+Training uses an unbiased one-sample estimate, prior + L_0 + (T-1) L_t with t
+uniform in 1..T-1 (see `bound_terms`). The
 flow always gets its gradient from this bound. With `unet_loss='hybrid'` the
 U-Net is trained by Improved DDPM's L_simple + lambda * L_vlb instead, computed
 on a stop-gradient latent, while the bound is computed with stop-gradient U-Net
@@ -17,7 +18,6 @@ params; with `unet_loss='bound'` both are trained by the bound in one pass.
 (an ablation: it rewards shrinking z0 and the model collapses).
 """
 import dataclasses
-import functools
 from typing import Any, Dict, Optional, Tuple
 
 import jax
@@ -109,6 +109,21 @@ class DiffFlow:
     z, logdet = self.flow.apply(params['flow'], u, method='forward')
     return self.to_latent(z), logdet
 
+  def bound_terms(self, model_fn, z0: jnp.ndarray, key: jax.Array):
+    """Unbiased one-sample bound on -log p(z0) in nats, and the diffusion terms at its t.
+
+    prior + L_0 + (T-1) L_t with t ~ U{1..T-1}: the decoder term L_0 is computed for
+    every example rather than sampled, since T * L_0 (about -T * 3 nats per dim) would
+    otherwise dominate the estimator's variance.
+    """
+    k_t, k_0 = jax.random.split(key)
+    d = self.diffusion
+    t = jax.random.randint(k_t, (z0.shape[0],), 1, d.num_timesteps)
+    terms = d.training_losses(model_fn, z0, k_t, t=t, vlb_weight=self.vlb_weight)
+    decoder = d.training_losses(model_fn, z0, k_0, t=jnp.zeros_like(t))['vlb_t']
+    nats = d.prior_kl(z0) + decoder + (d.num_timesteps - 1) * terms['vlb_t']
+    return nats, terms
+
   def loss(self, params: Params, x: jnp.ndarray, key: jax.Array,
            train: bool = True) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
     """Training loss and per-batch metrics (bits/dim and its parts)."""
@@ -117,18 +132,13 @@ class DiffFlow:
     dims = common.num_dims(self.image_shape)
     sg = jax.lax.stop_gradient
     joint = self.objective == 'thesis_eq_4_6' or self.unet_loss == 'bound'
-    # The same key gives the same t and noise in both calls below.
-    losses = functools.partial(self.diffusion.training_losses, key=k_tn,
-                               vlb_weight=self.vlb_weight)
-    terms = losses(self._unet_fn(params['unet'] if joint else sg(params['unet']), train, k_drop),
-                   z0)
-    prior = self.diffusion.prior_kl(z0)
-    bpd = continuous_nats_to_bpd(terms['bound'] - logdet, dims)
+    unet_params = params['unet'] if joint else sg(params['unet'])
+    nats, terms = self.bound_terms(self._unet_fn(unet_params, train, k_drop), z0, k_tn)
+    bpd = continuous_nats_to_bpd(nats - logdet, dims)
     metrics = {
         'bpd': bpd.mean(),
         'logdet_bpd': (-logdet / (dims * LOG2)).mean(),
-        'diffusion_bpd': (terms['bound'] / (dims * LOG2)).mean(),
-        'prior_bpd': (prior / (dims * LOG2)).mean(),
+        'diffusion_bpd': (nats / (dims * LOG2)).mean(),
         'z0_std': jnp.std(z0),
         'l_simple': terms['l_simple'].mean(),
     }
@@ -138,7 +148,8 @@ class DiffFlow:
     elif self.unet_loss == 'bound':
       loss = bpd.mean()
     else:
-      hybrid = losses(self._unet_fn(params['unet'], train, k_drop), sg(z0))
+      hybrid = self.diffusion.training_losses(self._unet_fn(params['unet'], train, k_drop),
+                                              sg(z0), k_tn, vlb_weight=self.vlb_weight)
       loss = bpd.mean() + hybrid['loss'].mean()
       metrics['l_simple'] = hybrid['l_simple'].mean()
     metrics['loss'] = loss
@@ -148,8 +159,8 @@ class DiffFlow:
     """One-sample unbiased estimate of the bound in bits/dim, per example."""
     k_deq, k_tn = jax.random.split(key)
     z0, logdet = self.encode(params, x, k_deq)
-    terms = self.diffusion.training_losses(self._unet_fn(params['unet'], False, k_tn), z0, k_tn)
-    return continuous_nats_to_bpd(terms['bound'] - logdet, common.num_dims(self.image_shape))
+    nats, _ = self.bound_terms(self._unet_fn(params['unet'], False, k_tn), z0, k_tn)
+    return continuous_nats_to_bpd(nats - logdet, common.num_dims(self.image_shape))
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed (prior, all KLs, decoder), in bits/dim per example."""

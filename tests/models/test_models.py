@@ -35,28 +35,36 @@ def _by_hand(model, params, x, key):
 
 
 def _by_hand_eager(model, params, x, key):
+  d = model.diffusion
   k_deq, k_tn, _ = jax.random.split(key, 3)
   u = uniform_dequantize(k_deq, x)
   z, logdet = model.flow.apply(params['flow'], u, method='forward')
   z0 = model.to_latent(z)
-  k_t, k_n = jax.random.split(k_tn)
-  t = jax.random.randint(k_t, (x.shape[0],), 0, model.diffusion.num_timesteps)
-  noise = jax.random.normal(k_n, z0.shape)
-  x_t = model.diffusion.q_sample(z0, t, noise)
-  out = model.unet.apply(params['unet'], x_t, t, train=False)
-  # eps_skip: eps_hat = sqrt(1 - prod_{s<=t}(1 - beta_s)) x_t + U-Net output.
-  abar = jnp.asarray(np.cumprod(1.0 - np.asarray(model.diffusion.betas, np.float64)), jnp.float32)
-  out = out.at[..., :z0.shape[-1]].add(jnp.sqrt(1.0 - abar[t])[:, None, None, None] * x_t)
-  return z0, logdet, t, noise, x_t, out
+  abar = jnp.asarray(np.cumprod(1.0 - np.asarray(d.betas, np.float64)), jnp.float32)
+
+  def eps_model(x_t, t):
+    out = model.unet.apply(params['unet'], x_t, t, train=False)
+    # eps_skip: eps_hat = sqrt(1 - prod_{s<=t}(1 - beta_s)) x_t + U-Net output.
+    return out.at[..., :z0.shape[-1]].add(jnp.sqrt(1.0 - abar[t])[:, None, None, None] * x_t)
+
+  k_t, k_0 = jax.random.split(k_tn)
+  t = jax.random.randint(k_t, (x.shape[0],), 1, d.num_timesteps)
+  noise = jax.random.normal(jax.random.split(k_t)[1], z0.shape)
+  x_t = d.q_sample(z0, t, noise)
+  out = eps_model(x_t, t)
+  t0 = jnp.zeros_like(t)
+  x_1 = d.q_sample(z0, t0, jax.random.normal(jax.random.split(k_0)[1], z0.shape))
+  decoder = d.vlb_term(eps_model(x_1, t0), z0, x_1, t0)
+  return z0, logdet, t, noise, x_t, out, decoder
 
 
 def test_diffflow_loss_is_negative_logdet_plus_vlb_by_hand(diffflow):
   model, params, x = diffflow
   key = jax.random.PRNGKey(3)
   _, metrics = jax.jit(model.loss, static_argnames='train')(params, x, key, train=False)
-  z0, logdet, t, _, x_t, out = _by_hand(model, params, x, key)
+  z0, logdet, t, _, x_t, out, decoder = _by_hand(model, params, x, key)
   d = model.diffusion
-  nats = -logdet + d.num_timesteps * d.vlb_term(out, z0, x_t, t) + d.prior_kl(z0)
+  nats = -logdet + decoder + (d.num_timesteps - 1) * d.vlb_term(out, z0, x_t, t) + d.prior_kl(z0)
   dims = 32 * 32
   expected = (nats + dims * math.log(256)) / (dims * math.log(2))
   np.testing.assert_allclose(metrics['bpd'], expected.mean(), rtol=1e-5)
@@ -71,7 +79,7 @@ def test_thesis_objective_is_printed_loss_by_hand():
   params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
   key = jax.random.PRNGKey(2)
   loss, _ = jax.jit(model.loss, static_argnames='train')(params, x, key, train=False)
-  z0, logdet, t, noise, x_t, out = _by_hand(model, params, x, key)
+  z0, logdet, t, noise, x_t, out, _ = _by_hand(model, params, x, key)
   d = model.diffusion
   eps = out[..., :z0.shape[-1]]
   l_simple = jnp.mean((eps - noise)**2, axis=(1, 2, 3))
