@@ -53,11 +53,12 @@ def test_scan_equals_unrolled_on_the_same_params(mask):
   params = perturb(jax.jit(unrolled.init)(jax.random.PRNGKey(1), x)['params'],
                    jax.random.PRNGKey(2), 0.05)
   scan_params = {k: _stack_steps(v, 2) for k, v in params.items()}
-  z1, ld1 = unrolled.apply({'params': params}, x)
-  z2, ld2 = scanned.apply({'params': scan_params}, x)
+  z1, ld1 = jax.jit(unrolled.apply)({'params': params}, x)
+  z2, ld2 = jax.jit(scanned.apply)({'params': scan_params}, x)
   np.testing.assert_allclose(z2, z1, atol=1e-5)
   np.testing.assert_allclose(ld2, ld1, rtol=1e-5)
-  x2, ild2 = scanned.apply({'params': scan_params}, z2, method=scanned.inverse)
+  inverse = jax.jit(lambda p, z: scanned.apply(p, z, method=scanned.inverse))
+  x2, ild2 = inverse({'params': scan_params}, z2)
   np.testing.assert_allclose(x2, x, atol=1e-4)
   np.testing.assert_allclose(ild2, -ld2, rtol=1e-5)
 
@@ -88,9 +89,9 @@ def test_latent_shape_and_three_levels():
   x = _images(jax.random.PRNGKey(0), (1, 8, 8, 2))
   flow = _flow(num_levels=3, num_steps=1)
   variables = jax.jit(flow.init)(jax.random.PRNGKey(1), x)
-  z, _ = flow.apply(variables, x)
+  z, _ = jax.jit(flow.apply)(variables, x)
   assert z.shape == x.shape
-  x_rec, _ = flow.apply(variables, z, method=flow.inverse)
+  x_rec, _ = jax.jit(lambda v, z: flow.apply(v, z, method=flow.inverse))(variables, z)
   np.testing.assert_allclose(x_rec, x, atol=1e-4)
 
 
