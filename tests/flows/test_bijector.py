@@ -16,7 +16,7 @@ def model():
   flow = MultiScaleFlow(num_levels=1, num_steps=1, hidden_channels=4, num_bins=4,
                         tail_bound=3., scan=False)
   x = jax.random.uniform(jax.random.PRNGKey(0), (3,) + SHAPE, minval=0.02, maxval=0.98)
-  variables = perturb(flow.init(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.05)
+  variables = perturb(jax.jit(flow.init)(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.05)
   return flow, variables, x
 
 

@@ -23,7 +23,7 @@ def _layer(kind, mask):
 def test_bijection_with_random_params(kind, mask):
   x = 1.5 * jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 2))
   layer = _layer(kind, mask)
-  variables = perturb(layer.init(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.1)
+  variables = perturb(jax.jit(layer.init)(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.1)
   y, _ = check_bijection(layer, variables, x)
   if mask == 'channel':  # The conditioning half passes through unchanged.
     np.testing.assert_array_equal(y[..., :1], x[..., :1])
@@ -36,7 +36,7 @@ def test_bijection_with_random_params(kind, mask):
 def test_checkerboard_parity_flips_the_transformed_pixels():
   x = jax.random.normal(jax.random.PRNGKey(0), (1, 4, 4, 1))
   layer = _layer('spline', 'checkerboard')
-  variables = perturb(layer.init(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.1)
+  variables = perturb(jax.jit(layer.init)(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.1)
   y1, _ = layer.apply(variables, x, 1)
   keep = (np.arange(4)[:, None] + np.arange(4)[None, :]) % 2 == 1
   np.testing.assert_array_equal(np.asarray(y1)[:, keep], np.asarray(x)[:, keep])
@@ -47,7 +47,7 @@ def test_checkerboard_parity_flips_the_transformed_pixels():
 def test_spline_starts_at_identity():
   x = 2. * jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 2))
   layer = _layer('spline', 'channel')
-  y, logdet = layer.apply(layer.init(jax.random.PRNGKey(1), x), x)
+  y, logdet = layer.apply(jax.jit(layer.init)(jax.random.PRNGKey(1), x), x)
   np.testing.assert_allclose(y, x, atol=1e-5)
   np.testing.assert_allclose(logdet, 0., atol=1e-4)
 
@@ -85,7 +85,7 @@ def test_spline_far_outside_bound_is_finite_and_exact(inverse):
 def test_coupling_far_outside_bound_inverts_with_finite_grads():
   x = jnp.full((1, 2, 2, 2), 1e3).at[0, 0, 0, 1].set(-1e3).at[0, 1, 1, 0].set(0.5)
   layer = _layer('spline', 'channel')
-  variables = perturb(layer.init(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.1)
+  variables = perturb(jax.jit(layer.init)(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.1)
   y, _ = layer.apply(variables, x)
   x_rec, _ = layer.apply(variables, y, method=layer.inverse)
   np.testing.assert_array_equal(x_rec, x)
@@ -121,8 +121,8 @@ def test_spline_inverse_at_bin_edges_is_finite():
 
 def test_errors():
   with pytest.raises(ValueError, match='mask'):
-    _layer('spline', 'stripes').init(jax.random.PRNGKey(0), jnp.ones((1, 2, 2, 2)))
+    jax.jit(_layer('spline', 'stripes').init)(jax.random.PRNGKey(0), jnp.ones((1, 2, 2, 2)))
   with pytest.raises(ValueError, match='2 channels'):
-    _layer('affine', 'channel').init(jax.random.PRNGKey(0), jnp.ones((1, 2, 2, 1)))
+    jax.jit(_layer('affine', 'channel').init)(jax.random.PRNGKey(0), jnp.ones((1, 2, 2, 1)))
   with pytest.raises(ValueError, match='NHWC'):
-    _layer('affine', 'channel').init(jax.random.PRNGKey(0), jnp.ones((2, 2, 2)))
+    jax.jit(_layer('affine', 'channel').init)(jax.random.PRNGKey(0), jnp.ones((2, 2, 2)))

@@ -30,7 +30,7 @@ def _images(key, shape=(2, 8, 8, 1)):
 def test_bijection_with_random_params(kwargs):
   x = _images(jax.random.PRNGKey(0), (2, 4, 4, 1))
   flow = _flow(**kwargs)
-  variables = perturb(flow.init(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.05)
+  variables = perturb(jax.jit(flow.init)(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.05)
   check_bijection(flow, variables, x, logdet_atol=5e-3)
 
 
@@ -50,14 +50,15 @@ def _unstack_steps(level_params, num_steps):
 def test_scan_equals_unrolled_on_the_same_params(mask):
   x = _images(jax.random.PRNGKey(0))
   unrolled, scanned = _flow(mask=mask, scan=False), _flow(mask=mask, scan=True)
-  params = perturb(unrolled.init(jax.random.PRNGKey(1), x)['params'],
+  params = perturb(jax.jit(unrolled.init)(jax.random.PRNGKey(1), x)['params'],
                    jax.random.PRNGKey(2), 0.05)
   scan_params = {k: _stack_steps(v, 2) for k, v in params.items()}
-  z1, ld1 = unrolled.apply({'params': params}, x)
-  z2, ld2 = scanned.apply({'params': scan_params}, x)
+  z1, ld1 = jax.jit(unrolled.apply)({'params': params}, x)
+  z2, ld2 = jax.jit(scanned.apply)({'params': scan_params}, x)
   np.testing.assert_allclose(z2, z1, atol=1e-5)
   np.testing.assert_allclose(ld2, ld1, rtol=1e-5)
-  x2, ild2 = scanned.apply({'params': scan_params}, z2, method=scanned.inverse)
+  inverse = jax.jit(lambda p, z: scanned.apply(p, z, method=scanned.inverse))
+  x2, ild2 = inverse({'params': scan_params}, z2)
   np.testing.assert_allclose(x2, x, atol=1e-4)
   np.testing.assert_allclose(ild2, -ld2, rtol=1e-5)
 
@@ -65,7 +66,7 @@ def test_scan_equals_unrolled_on_the_same_params(mask):
 def test_scan_init_normalises_every_actnorm():
   x = _images(jax.random.PRNGKey(0))
   scanned = _flow(scan=True, logit_alpha=0.05)
-  params = scanned.init(jax.random.PRNGKey(1), x)['params']
+  params = jax.jit(scanned.init)(jax.random.PRNGKey(1), x)['params']
   unrolled = _flow(scan=False, logit_alpha=0.05)
   params = {k: _unstack_steps(v, 2) for k, v in params.items()}
   outputs = []
@@ -87,10 +88,10 @@ def test_scan_init_normalises_every_actnorm():
 def test_latent_shape_and_three_levels():
   x = _images(jax.random.PRNGKey(0), (1, 8, 8, 2))
   flow = _flow(num_levels=3, num_steps=1)
-  variables = flow.init(jax.random.PRNGKey(1), x)
-  z, _ = flow.apply(variables, x)
+  variables = jax.jit(flow.init)(jax.random.PRNGKey(1), x)
+  z, _ = jax.jit(flow.apply)(variables, x)
   assert z.shape == x.shape
-  x_rec, _ = flow.apply(variables, z, method=flow.inverse)
+  x_rec, _ = jax.jit(lambda v, z: flow.apply(v, z, method=flow.inverse))(variables, z)
   np.testing.assert_allclose(x_rec, x, atol=1e-4)
 
 
@@ -114,4 +115,4 @@ def test_build_flow_rejects_unknown_names(key, value):
 def test_rejects_indivisible_image_size():
   flow = _flow(num_levels=2)
   with pytest.raises(ValueError, match='divisible by 4'):
-    flow.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 8, 1)))
+    jax.jit(flow.init)(jax.random.PRNGKey(0), jnp.zeros((1, 6, 8, 1)))
