@@ -181,3 +181,19 @@ def test_workdir_of_a_different_config_is_refused(tmp_path):
   longer = tiny_config('diffflow')
   longer.train.num_steps = 100  # train/eval settings may change on resume
   config_checks.check_workdir(longer, str(tmp_path))
+
+
+def test_evaluate_writes_eval_json_of_a_trained_run(tmp_path, data_dir):
+  from dfflows import evaluate  # pylint: disable=g-import-not-at-top
+  config = _config(data_dir)
+  config.eval.classifier_steps = 20
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  result = evaluate.evaluate(config, workdir, 'latest', num_examples=8, fid_samples=16)
+  saved = json.load(open(os.path.join(workdir, 'eval.json')))
+  assert saved == result
+  assert result['step'] == 4 and result['bpd_num_examples'] == 8
+  assert np.isfinite(result['bpd']) and result['bpd'] > 0 and result['bpd_stderr'] >= 0
+  assert np.isfinite(result['fid']) and result['fid'] >= 0
+  assert result['network_evals_per_sample'] == config.diffusion.sample_steps + 1
+  assert result['params'] > 0 and result['seconds_for_25_samples'] > 0

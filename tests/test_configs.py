@@ -1,0 +1,37 @@
+"""Every shipped config builds a model and passes validation; Table 5.1 values are exact."""
+import glob
+import importlib
+import os
+
+import pytest
+
+from dfflows import config_checks
+from dfflows.models import build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
+               if not p.endswith('__init__.py'))
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_config_validates_and_builds(name):
+  config = importlib.import_module(f'configs.{name}').get_config()
+  config_checks.validate_config(config, num_devices=1)
+  model = build_model(config)
+  assert model.image_shape == (config.data.image_size,) * 2 + (config.data.channels,)
+
+
+@pytest.mark.parametrize('name,epochs,batch,size,levels,steps,hidden,flow_rb,unet_rb', [
+    ('mnist', 300, 128, (32, 1), 3, 8, 64, 2, 2),
+    ('cifar10', 500, 156, (32, 3), 4, 15, 128, 3, 2),
+    ('celeba', 100, 68, (64, 3), 4, 10, 128, 3, 2),
+])
+def test_thesis_table_5_1(name, epochs, batch, size, levels, steps, hidden, flow_rb, unet_rb):
+  c = importlib.import_module(f'configs.{name}').get_config()
+  train_size = {'mnist': 60000, 'cifar10': 50000, 'celeba': 162770}[name]
+  assert c.train.num_steps == epochs * train_size // batch
+  assert c.train.batch_size == batch
+  assert (c.data.image_size, c.data.channels) == size
+  assert (c.flow.num_levels, c.flow.num_steps, c.flow.hidden_channels) == (levels, steps, hidden)
+  assert (c.flow.num_res_blocks, c.unet.num_res_blocks, c.unet.ch) == (flow_rb, unet_rb, hidden)
+  assert c.diffusion.num_timesteps == 500
