@@ -3,36 +3,11 @@
 100 epochs at batch 68, 3x64x64, 4 levels x 10 steps, 128 hidden channels,
 3 residual blocks in the flow, 2 in the U-Net, T = 500.
 """
-from configs import default
+from configs import thesis
 
 
 def get_config():
   """Returns the thesis's CelebA DiffFlow config."""
-  config = default.get_config()
-  config.data.name = 'celeb_a'
-  config.data.image_size = 64
-  config.data.channels = 3
-  config.model.latent_squeeze = 0
-  config.flow.num_levels = 4
-  config.flow.num_steps = 10
-  config.flow.hidden_channels = 128
-  config.flow.num_res_blocks = 3
-  config.unet.ch = 128
-  config.unet.ch_mult = (1, 2, 2, 2)
-  config.unet.num_res_blocks = 2
-  config.unet.attn_resolutions = (16,)
-  config.unet.dropout = 0.1
-  config.diffusion.num_timesteps = 500
-  config.optim.lr = 2e-4
-  config.optim.warmup_steps = 1000
-  config.optim.ema_decay = 0.9999
-  config.train.batch_size = 68
-  config.train.num_steps = 100 * 162770 // 68  # 100 epochs.
-  config.train.log_every = 100
-  config.train.eval_every = 5000
-  config.train.checkpoint_every = 2000
-  config.train.sample_every = 5000
-  config.eval.batch_size = 68
-  config.eval.num_examples = 2000
-  config.eval.num_samples = 64
-  return config
+  return thesis.get_config(dataset='celeb_a', image_size=64, channels=3, epochs=100,
+                           train_size=162770, batch_size=68, num_levels=4, num_steps=10,
+                           hidden=128, flow_res_blocks=3, ch_mult=(1, 2, 2, 2))

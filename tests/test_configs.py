@@ -10,7 +10,7 @@ from dfflows.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
-               if not p.endswith('__init__.py'))
+               if not p.endswith(('__init__.py', 'thesis.py')))
 
 
 @pytest.mark.parametrize('name', NAMES)
