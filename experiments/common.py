@@ -39,10 +39,16 @@ def series(rows: List[Dict], key: str):
   return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def write_results(name: str, markdown: str, data: Dict) -> None:
-  """Writes experiments/results/<name>.md and .json."""
+def results_dir() -> str:
+  """experiments/results/, created if missing."""
   out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
   os.makedirs(out, exist_ok=True)
+  return out
+
+
+def write_results(name: str, markdown: str, data: Dict) -> None:
+  """Writes experiments/results/<name>.md and .json."""
+  out = results_dir()
   with open(os.path.join(out, f'{name}.md'), 'w') as f:
     f.write(markdown)
   with open(os.path.join(out, f'{name}.json'), 'w') as f:

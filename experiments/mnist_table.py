@@ -1,37 +1,59 @@
 """DiffFlows vs flow-only NSF vs pixel DDPM on MNIST at a CPU budget, beside the thesis's rows.
 
-  python -m experiments.mnist_table [--steps 600] [--dataset mnist_embedded]
-      [--manual_dir ../shared/data/mnist] [--workdir runs/mnist_table]
+  python -m experiments.mnist_table [--steps diffflow=360,flow=1200,ddpm=150]
+      [--dataset mnist_idx --manual_dir ../shared/data/mnist] [--workdir runs/mnist_table]
+      [--report_only]
 
-Trains the three models of configs/default.py (same steps, batch and seed; the
-baselines by `model.kind`), evaluates each with dfflows.evaluate (full bound over
-all t, FID with the dfflows MNIST classifier, sampling time), and writes
-experiments/results/mnist_table.{md,json}.
+Trains the three models at configs/default.py sizes (same batch and seed; the
+baselines by `model.kind`) for about the same wall time (the step counts are set
+from benchmarks/bench_train.py's step times), evaluates each with dfflows.evaluate
+(full bound over all t, FID with the dfflows MNIST classifier, sampling time) and
+writes experiments/results/mnist_table.{md,json}, mnist_table_bpd.png (bits/dim vs
+step) and mnist_table_samples_<model>.png. Reruns resume training and reuse a
+finished evaluation; --report_only rewrites the results from the run directories.
 """
 import argparse
 import datetime
+import json
 import os
+import shutil
+from typing import Dict
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from configs import default
-from dfflows import evaluate
+from dfflows import evaluate, train, visualize
 from experiments import common
 
+KINDS = ('diffflow', 'flow', 'ddpm')
 # Thesis Table 5.4 (MNIST): NLL in its units, FID with its MNIST classifier, seconds for 25 samples.
 THESIS = {'ddpm': ('-', '1.05', '28.97'), 'flow': ('1.03', '2.58', '0.21'),
           'diffflow': ('0.93', '1.85', '15.12')}
 NAMES = {'diffflow': 'DiffFlow', 'flow': 'NSF (flow only)', 'ddpm': 'DDPM (pixels)'}
+SHARED_EVAL_FILES = ('fid_classifier.msgpack', 'fid_stats_test.npz')
 
 
-def make_config(kind: str, args) -> 'ml_collections.ConfigDict':
+def parse_steps(text: str) -> Dict[str, int]:
+  """'diffflow=360,flow=1200,ddpm=150' (or one number for all) -> steps per kind."""
+  if '=' not in text:
+    return {k: int(text) for k in KINDS}
+  steps = dict(item.split('=') for item in text.split(','))
+  return {k: int(steps[k]) for k in KINDS}
+
+
+def make_config(kind: str, steps: int, args) -> 'ml_collections.ConfigDict':
   """The default config for `kind` with the experiment's budget."""
   config = default.get_config()
   config.model.kind = kind
   config.data.name = args.dataset
-  config.data.manual_dir = args.manual_dir
-  config.train.num_steps = args.steps
-  config.train.eval_every = args.steps
-  config.train.sample_every = args.steps
-  config.train.checkpoint_every = args.steps
+  config.data.manual_dir = os.path.abspath(args.manual_dir) if args.manual_dir else ''
+  config.train.num_steps = steps
+  config.train.log_every = max(steps // 30, 1)
+  config.train.eval_every = max(steps // 3, 1)
+  config.train.sample_every = steps
+  config.train.checkpoint_every = max(steps // 6, 1)
   config.eval.num_examples = args.eval_examples
   config.eval.fid_num_samples = args.fid_samples
   if kind == 'ddpm':
@@ -39,43 +61,97 @@ def make_config(kind: str, args) -> 'ml_collections.ConfigDict':
   return config
 
 
+def run_kind(kind: str, steps: int, args) -> Dict:
+  """Trains (or resumes) and evaluates one model; reuses a finished eval.json."""
+  config = make_config(kind, steps, args)
+  workdir = os.path.join(args.workdir, kind)
+  eval_path = os.path.join(workdir, 'eval.json')
+  if os.path.exists(eval_path):
+    with open(eval_path) as f:
+      done = json.load(f)
+    if done.get('step') == steps:
+      return done
+  wall_path = os.path.join(workdir, 'train_wall_seconds.json')
+  previous = json.load(open(wall_path))['wall_seconds'] if os.path.exists(wall_path) else 0.0
+  run = common.run(config, workdir)
+  with open(wall_path, 'w') as f:  # Summed over resumed runs.
+    json.dump({'wall_seconds': previous + run['wall_seconds']}, f)
+  for name in SHARED_EVAL_FILES:  # One FID classifier and test statistics for all models.
+    src = os.path.join(args.workdir, KINDS[0], name)
+    if kind != KINDS[0] and os.path.exists(src):
+      shutil.copy(src, os.path.join(workdir, name))
+  return evaluate.evaluate(config, workdir, 'latest')
+
+
+def report(args, steps: Dict[str, int]) -> None:
+  """Writes the table, JSON, bits/dim plot and sample grids from the run directories."""
+  out = common.results_dir()
+  results, curves = {}, {}
+  for kind in KINDS:
+    workdir = os.path.join(args.workdir, kind)
+    with open(os.path.join(workdir, 'eval.json')) as f:
+      results[kind] = json.load(f)
+    rows = visualize.read_jsonl(os.path.join(workdir, train.METRICS_FILE))
+    with open(os.path.join(workdir, 'train_wall_seconds.json')) as f:
+      results[kind]['train_wall_seconds'] = json.load(f)['wall_seconds']
+    curves[kind] = {key: common.series(rows, key) for key in ('train/bpd', 'eval/bpd')}
+    shutil.copy(os.path.join(workdir, 'eval_samples.png'),
+                os.path.join(out, f'mnist_table_samples_{kind}.png'))
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for kind in KINDS:
+    ax.plot(*curves[kind]['train/bpd'], label=f'{NAMES[kind]} train (one-sample bound)', alpha=0.6)
+    ax.plot(*curves[kind]['eval/bpd'], 'o-', label=f'{NAMES[kind]} eval')
+  ax.set_xlabel('step')
+  ax.set_ylabel('bits/dim')
+  ax.set_xscale('log')
+  ax.set_ylim(0, 10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, 'mnist_table_bpd.png'), dpi=100)
+  step_text = ','.join(f'{k}={steps[k]}' for k in KINDS)
+  lines = [
+      '# MNIST: DiffFlows vs NSF vs DDPM at a CPU budget', '',
+      f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}, seed 0.',
+      f'Command: `python -m experiments.mnist_table --steps {step_text} --dataset {args.dataset}'
+      f'{" --manual_dir " + args.manual_dir if args.manual_dir else ""}'
+      f' --eval_examples {args.eval_examples} --fid_samples {args.fid_samples}`.', '',
+      f'Each model has configs/default.py sizes and batch 32; the step counts ({step_text}) give '
+      'each about the same training wall time on this machine. EMA params are evaluated. '
+      'Bits/dim: the full bound over all t (the exact NLL for the flow), the mean over '
+      f'{args.eval_examples} test images with its standard error. FID: features of dfflows\' MNIST '
+      f'classifier (test accuracy in the JSON), {args.fid_samples} samples against the test split. '
+      'Sampling time: 25 samples after compilation, with the sampler named.', '',
+      '| model | steps | train (s) | bits/dim | FID | s / 25 samples | sampler | net evals / sample '
+      '| params | thesis NLL | thesis FID | thesis s / 25 |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|']
+  for kind, r in results.items():
+    th = THESIS[kind]
+    lines.append(f'| {NAMES[kind]} | {r["step"]} | {r["train_wall_seconds"]:.0f} | {r["bpd"]:.3f} ± '
+                 f'{r["bpd_stderr"]:.3f} | {r["fid"]:.1f} | {r["seconds_for_25_samples"]:.2f} | '
+                 f'{r["sampler"]} | {r["network_evals_per_sample"]} | {r["params"]} | {th[0]} | '
+                 f'{th[1]} | {th[2]} |')
+  lines += ['', '![bits/dim](mnist_table_bpd.png)', '',
+            ' '.join(f'{NAMES[k]}: ![{k}](mnist_table_samples_{k}.png)' for k in KINDS), '']
+  common.write_results('mnist_table', '\n'.join(lines), results)
+  print('\n'.join(lines))
+
+
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument('--steps', type=int, default=600)
+  parser.add_argument('--steps', default='diffflow=360,flow=1200,ddpm=150')
   parser.add_argument('--dataset', default='mnist_embedded')
   parser.add_argument('--manual_dir', default='')
   parser.add_argument('--eval_examples', type=int, default=64)
   parser.add_argument('--fid_samples', type=int, default=256)
   parser.add_argument('--workdir', default='runs/mnist_table')
+  parser.add_argument('--report_only', action='store_true')
   args = parser.parse_args()
-  results = {}
-  for kind in ('diffflow', 'flow', 'ddpm'):
-    config = make_config(kind, args)
-    workdir = os.path.join(args.workdir, kind)
-    run = common.run(config, workdir)
-    results[kind] = {'train_wall_seconds': run['wall_seconds'],
-                     **evaluate.evaluate(config, workdir, 'latest')}
-  lines = [
-      '# MNIST: DiffFlows vs NSF vs DDPM at a CPU budget', '',
-      f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}, seed 0.',
-      f'Command: `python -m experiments.mnist_table --steps {args.steps} --dataset {args.dataset}'
-      f' --eval_examples {args.eval_examples} --fid_samples {args.fid_samples}`.',
-      f'Each model: configs/default.py sizes, {args.steps} steps of batch 32, EMA params. '
-      'Bits/dim: the full bound over all t (exact NLL for the flow), mean over '
-      f'{args.eval_examples} test images with its standard error. FID: dfflows\' MNIST '
-      f'classifier features, {args.fid_samples} samples vs the test split.', '',
-      '| model | train (s) | bits/dim | FID | s / 25 samples | net evals / sample | params |'
-      ' thesis NLL | thesis FID | thesis s / 25 |',
-      '|---|---|---|---|---|---|---|---|---|---|']
-  for kind, r in results.items():
-    th = THESIS[kind]
-    lines.append(f'| {NAMES[kind]} | {r["train_wall_seconds"]:.0f} | {r["bpd"]:.3f} ± '
-                 f'{r["bpd_stderr"]:.3f} | {r["fid"]:.2f} | {r["seconds_for_25_samples"]:.2f} | '
-                 f'{r["network_evals_per_sample"]} | {r["params"]} | {th[0]} | {th[1]} | {th[2]} |')
-  lines += ['', 'The thesis trained 300 epochs on a GPU; these rows are minutes on 2 CPU cores, '
-            'so only the orderings and the sampling-cost ratios are comparable.', '']
-  common.write_results('mnist_table', '\n'.join(lines), results)
-  print('\n'.join(lines))
+  steps = parse_steps(args.steps)
+  if not args.report_only:
+    for kind in KINDS:
+      run_kind(kind, steps[kind], args)
+  report(args, steps)
 
 
 if __name__ == '__main__':
