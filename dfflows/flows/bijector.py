@@ -1,5 +1,5 @@
 """distrax adapter for a flow module (forward: data -> latent)."""
-from typing import Any, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import distrax
 import flax.linen as nn
@@ -15,6 +15,9 @@ class FlowBijector(distrax.Bijector):
   direction='generative': forward = module.inverse (z -> x), inverse = module.forward.
   Log-dets are those of the module; inputs may be batched [..., H, W, C] with at
   most one batch axis, or unbatched [H, W, C] (then the log-det is a scalar).
+  With `event_shape` (H, W, C) given, inputs of any other event shape raise a
+  ValueError naming both shapes (otherwise e.g. ActNorm's per-channel params
+  would silently broadcast over a wrong channel count).
 
   Example (the flow-only model p(x) = N(f(x); 0, I) |det df/dx|):
 
@@ -27,19 +30,25 @@ class FlowBijector(distrax.Bijector):
     model.sample(seed=key, sample_shape=(16,))
   """
 
-  def __init__(self, module: nn.Module, variables: Any,
-               direction: str = 'normalizing'):
+  def __init__(self, module: nn.Module, variables: Any, direction: str = 'normalizing',
+               event_shape: Optional[Sequence[int]] = None):
     if direction not in DIRECTIONS:
       raise ValueError(f'Unknown direction {direction!r}; expected one of {DIRECTIONS}.')
+    if event_shape is not None and len(event_shape) != 3:
+      raise ValueError(f'event_shape must be (H, W, C); got {tuple(event_shape)}.')
     super().__init__(event_ndims_in=3, event_ndims_out=3)
     self._module = module
     self._variables = variables
     self._direction = direction
+    self._event_shape = None if event_shape is None else tuple(event_shape)
 
-  def _apply(self, x: jax.Array, method: str) -> Tuple[jax.Array, jax.Array]:
-    """Applies the module's `method` to batched or unbatched x."""
+  def _apply(self, x: jax.Array, method: str, caller: str) -> Tuple[jax.Array, jax.Array]:
+    """Applies the module's `method` to batched or unbatched x (for bijector's `caller`)."""
     if x.ndim not in (3, 4):
       raise ValueError(f'FlowBijector expects [H, W, C] or [B, H, W, C]; got {x.shape}.')
+    if self._event_shape is not None and tuple(x.shape[-3:]) != self._event_shape:
+      raise ValueError(f'FlowBijector.{caller}: expected events of shape {self._event_shape} '
+                       f'(H, W, C); got an input of shape {x.shape}.')
     unbatched = x.ndim == 3
     xb = x[None] if unbatched else x
     y, logdet = self._module.apply(self._variables, xb,
@@ -48,8 +57,8 @@ class FlowBijector(distrax.Bijector):
 
   def forward_and_log_det(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """Computes y = f(x) and log|det J(f)(x)|."""
-    return self._apply(x, 'forward' if self._direction == 'normalizing' else 'inverse')
+    return self._apply(x, 'forward' if self._direction == 'normalizing' else 'inverse', 'forward')
 
   def inverse_and_log_det(self, y: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """Computes x = f^{-1}(y) and log|det J(f^{-1})(y)|."""
-    return self._apply(y, 'inverse' if self._direction == 'normalizing' else 'forward')
+    return self._apply(y, 'inverse' if self._direction == 'normalizing' else 'forward', 'inverse')

@@ -74,3 +74,18 @@ def test_rejects_bad_direction_and_rank(model):
     FlowBijector(flow, variables, direction='sideways')
   with pytest.raises(ValueError, match=r'\[H, W, C\]'):
     FlowBijector(flow, variables).forward_and_log_det(jnp.zeros((4, 4)))
+
+
+def test_wrong_event_shape_is_a_clear_error(model):
+  flow, variables, x = model
+  bijector = FlowBijector(flow, variables, direction='generative', event_shape=SHAPE)
+  z = jnp.zeros((2, 4, 4, 3))  # three channels for a one-channel flow
+  with pytest.raises(ValueError, match=r'FlowBijector.forward: expected events of shape '
+                                       r'\(4, 4, 1\).*\(2, 4, 4, 3\)'):
+    bijector.forward(z)
+  with pytest.raises(ValueError, match=r'expected events of shape \(4, 4, 1\).*\(8, 8, 1\)'):
+    bijector.inverse(jnp.zeros((8, 8, 1)))
+  with pytest.raises(ValueError, match='event_shape must be'):
+    FlowBijector(flow, variables, event_shape=(4, 4))
+  y, _ = bijector.inverse_and_log_det(x)  # the right shape still works
+  assert y.shape == x.shape
