@@ -14,6 +14,7 @@ MASKS = ('channel', 'checkerboard')
 # float32 inverse stays accurate even for extreme conditioner outputs.
 MIN_BIN_SIZE = 1e-3
 MIN_KNOT_SLOPE = 1e-3
+AFFINE_MIN_SCALE = 1e-3  # Lower bound of the affine coupling's scale (see AffineCoupling).
 
 
 def checkerboard(h: int, w: int, parity) -> jax.Array:
@@ -122,16 +123,20 @@ class SplineCoupling(_Coupling):
 
 
 class AffineCoupling(_Coupling):
-  """Glow affine coupling: g(x) = (x + t) * s with s = sigmoid(raw_s + 2).
+  """Glow affine coupling: g(x) = (x + t) * s with s = m + (1 - m) sigmoid(raw_s + 2).
 
-  Inverse: x = y / s - t. Log-det: sum log s over transformed entries.
+  Inverse: x = y / s - t. Log-det: sum log s over transformed entries. The floor
+  m = AFFINE_MIN_SCALE keeps the inverse finite: with Glow's plain sigmoid, extreme
+  conditioner inputs underflow s to 0 in float32 and y / s is NaN (found by the
+  hypothesis tests at |x| = 1e4).
   """
 
   def _num_params(self) -> int:
     return 2
 
   def _transform(self, x, raw, inverse):
-    shift, log_scale = raw[..., 0], jax.nn.log_sigmoid(raw[..., 1] + 2.)
+    scale = AFFINE_MIN_SCALE + (1. - AFFINE_MIN_SCALE) * jax.nn.sigmoid(raw[..., 1] + 2.)
+    shift, log_scale = raw[..., 0], jnp.log(scale)
     if inverse:
       return x * jnp.exp(-log_scale) - shift, -log_scale
     return (x + shift) * jnp.exp(log_scale), log_scale
