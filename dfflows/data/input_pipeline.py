@@ -6,6 +6,8 @@ only on (seed, s); `eval_batches` yields padded, masked evaluation batches.
 """
 from typing import Callable, Iterator, Optional
 
+import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 import tensorflow as tf
@@ -110,6 +112,7 @@ def _load_numpy(data_config: ml_collections.ConfigDict, split: str,
   """Reads a whole TFDS split into memory: images (after `preprocess`), labels (0 if none)."""
   # Not `tfds.load(batch_size=-1)`: under tfds.testing.mock_data that batches by
   # sys.maxsize and aborts the process; fixed-size batches work everywhere.
+  _prepare_on_first_process(data_config)
   ds = tfds.load(data_config.name, split=split, **_load_kwargs(data_config))
   preprocess = preprocess or (lambda example: example['image'])
   ds = ds.map(lambda ex: (preprocess(ex), ex.get('label', tf.constant(0, tf.int64))),
@@ -118,6 +121,18 @@ def _load_numpy(data_config: ml_collections.ConfigDict, split: str,
   if not batches:
     raise ValueError(f'{data_config.name} split {split!r} is empty.')
   return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+
+
+def _prepare_on_first_process(data_config: ml_collections.ConfigDict) -> None:
+  """In multi-process runs, prepares the dataset on process 0 while the others wait."""
+  # Processes sharing one data_dir would otherwise race to rename the same prepared directory.
+  if jax.process_count() == 1:
+    return
+  if jax.process_index() == 0:
+    kwargs = _load_kwargs(data_config)
+    tfds.builder(data_config.name, data_dir=kwargs['data_dir']).download_and_prepare(
+        **kwargs.get('download_and_prepare_kwargs', {}))
+  multihost_utils.sync_global_devices(f'dfflows: {data_config.name} prepared')
 
 
 def global_batch_indices(num_examples: int, global_batch_size: int, seed: int,
