@@ -141,6 +141,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
                                      ref)
   result['fid_num_samples'] = n
   visualize.save_image_grid(samples[:64], os.path.join(workdir, 'eval_samples.png'))
+  if hasattr(trainer.model, 'trajectory'):  # DiffFlow: the reverse chain z_T -> z0 -> x.
+    z, x = jax.jit(trainer.model.trajectory, static_argnames=('num', 'num_steps'))(
+        params, jax.random.fold_in(key, 99), num=4, num_steps=steps)
+    visualize.save_trajectory_strip(z, x, os.path.join(workdir, 'eval_trajectory.png'))
   with open(os.path.join(workdir, 'eval.json'), 'w') as f:
     json.dump(result, f, indent=2)
   return result

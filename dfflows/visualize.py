@@ -30,6 +30,26 @@ def save_image_grid(images: np.ndarray, path: str) -> None:
   Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
 
 
+def save_trajectory_strip(z: np.ndarray, x: np.ndarray, path: str) -> None:
+  """Writes a strip of reverse trajectories: per sample a row of z_t and a row of f^-1(z_t).
+
+  z: float latents [frames, num, H, W, C] (shown as clip((z + 3) / 6) in gray);
+  x: uint8 images of the same shape. Columns run from z_T (left) to z0 and x (right).
+  """
+  z, x = np.asarray(z), np.asarray(x)
+  z_img = (np.clip((z + 3.) / 6., 0., 1.) * 255).astype(np.uint8)
+  frames, num = x.shape[:2]
+  rows = [img[:, i] for i in range(num) for img in (z_img, x)]  # each [frames, H, W, C]
+  pad, (h, w, c) = 2, x.shape[2:]
+  strip = np.full((len(rows) * (h + pad) + pad, frames * (w + pad) + pad, c), 128, np.uint8)
+  for r, row in enumerate(rows):
+    for f in range(frames):
+      strip[pad + r * (h + pad):pad + r * (h + pad) + h,
+            pad + f * (w + pad):pad + f * (w + pad) + w] = row[f]
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  Image.fromarray(strip[..., 0] if c == 1 else strip).save(path)
+
+
 def read_jsonl(path: str) -> List[Dict]:
   """Reads a JSON-lines file (one dict a line); missing file -> []."""
   if not os.path.exists(path):

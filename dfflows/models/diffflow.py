@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dfflows.diffusion import samplers
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
@@ -181,3 +182,22 @@ class DiffFlow:
                          sampler=self.sampler, eta=self.ddim_eta, temperature=temperature)
     u, _ = self.flow.apply(params['flow'], self.from_latent(z0), method='inverse')
     return common.to_uint8(u)
+
+  def trajectory(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
+                 frames: int = 8) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """The reverse chain z_T -> z0 at `frames` evenly spaced steps, for a strip figure.
+
+    Returns (z, x): z_t in image layout [frames, num, H, W, C] (float) and
+    f^{-1}(z_t) as uint8 images of the same shape; the last frame's x is the sample.
+    """
+    diffusion = self.diffusion
+    if num_steps and num_steps < diffusion.num_timesteps:
+      diffusion = respace(diffusion, num_steps)
+    model_fn = self._unet_fn(params['unet'], False, key)
+    states = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
+                             sampler=self.sampler, eta=self.ddim_eta, return_trajectory=True)
+    idx = np.round(np.linspace(0, diffusion.num_timesteps, frames)).astype(int)
+    z = self.from_latent(states[idx].reshape((frames * num,) + self.latent_shape))
+    u, _ = self.flow.apply(params['flow'], z, method='inverse')
+    shape = (frames, num) + tuple(self.image_shape)
+    return z.reshape(shape), common.to_uint8(u).reshape(shape)

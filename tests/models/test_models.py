@@ -173,3 +173,21 @@ def test_bad_images_are_rejected(diffflow):
     model.loss(params, jnp.zeros((2, 28, 28, 1), jnp.uint8), jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match='uint8'):
     model.loss(params, jnp.zeros((2, 32, 32, 1), jnp.float32), jax.random.PRNGKey(0))
+
+
+def test_trajectory_ends_at_the_sample_and_starts_at_the_prior_draw(diffflow, tmp_path):
+  from dfflows import visualize  # pylint: disable=g-import-not-at-top
+  model, params, _ = diffflow
+  key = jax.random.PRNGKey(3)
+  z, x = jax.jit(model.trajectory, static_argnames=('num', 'num_steps', 'frames'))(
+      params, key, num=2, num_steps=5, frames=3)
+  assert z.shape == x.shape == (3, 2, 32, 32, 1) and x.dtype == jnp.uint8
+  sample = jax.jit(model.sample, static_argnames=('num', 'num_steps'))(params, key, num=2,
+                                                                        num_steps=5)
+  np.testing.assert_array_equal(x[-1], sample)
+  z_T = jax.random.normal(jax.random.split(key)[0], (2,) + model.latent_shape)
+  np.testing.assert_allclose(z[0], model.from_latent(z_T), rtol=1e-6)
+  path = str(tmp_path / 'strip.png')
+  visualize.save_trajectory_strip(z, x, path)
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  assert np.asarray(Image.open(path)).shape == (4 * 34 + 2, 3 * 34 + 2)  # 2 rows per sample
