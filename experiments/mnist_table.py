@@ -61,6 +61,16 @@ def make_config(kind: str, steps: int, args) -> 'ml_collections.ConfigDict':
   return config
 
 
+def saved_config(workdir: str) -> 'ml_collections.ConfigDict':
+  """The config a run of this script trained in `workdir` (rebuilt from its config.json)."""
+  with open(os.path.join(workdir, 'config.json')) as f:
+    saved = json.load(f)
+  args = argparse.Namespace(dataset=saved['data']['name'], manual_dir=saved['data']['manual_dir'],
+                            eval_examples=saved['eval']['num_examples'],
+                            fid_samples=saved['eval']['fid_num_samples'])
+  return make_config(saved['model']['kind'], saved['train']['num_steps'], args)
+
+
 def run_kind(kind: str, steps: int, args) -> Dict:
   """Trains (or resumes) and evaluates one model; reuses a finished eval.json."""
   config = make_config(kind, steps, args)

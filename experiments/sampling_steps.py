@@ -1,0 +1,115 @@
+"""FID and sampling time vs the number of reverse steps, for DiffFlow and the pixel DDPM.
+
+  python -m experiments.sampling_steps [--workdir runs/mnist_table] [--fid_samples 128]
+      [--steps 500,250,100,50,25] [--ddim 50,25] [--kinds diffflow,ddpm]
+
+Uses the runs that experiments.mnist_table trained (same configs, EMA params of the
+latest checkpoint) and its cached FID classifier and test statistics. For each
+model: ancestral sampling with the chain respaced to each of --steps (500 = the
+full chain), and DDIM (eta = 0) at each of --ddim. Each row: FID of --fid_samples
+samples against the test split, and seconds for 25 samples after compilation.
+Rows are written as they finish: experiments/results/sampling_steps.{md,json,png}.
+"""
+import argparse
+import datetime
+import math
+import os
+import time
+
+import jax
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from dfflows import evaluate, train
+from dfflows.data import input_pipeline
+from dfflows.metrics import fid
+from dfflows.models import build_model
+from experiments import common, mnist_table
+
+
+def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
+  """FID of n samples and seconds for 25 samples of the run in `workdir` at `steps` steps."""
+  trainer = train.Trainer(config, build_model(config), train.make_mesh())
+  train_images, _ = input_pipeline.load_split(config.data, 'train')
+  state, step = evaluate.restore_state(config, workdir, trainer, train_images[:config.train.batch_size],
+                                       'latest')
+  params = state.ema_params
+  key = jax.random.fold_in(trainer.base_key, 2**30 + 5)
+  seconds = evaluate.time_sampling(trainer.sample, params, key, 25, steps, 1.0)
+  _, feats = evaluate.feature_extractor(config, workdir)
+  ref = fid.FeatureStats.load(os.path.join(workdir, 'fid_stats_test.npz'))
+  batch = min(n, 128)
+  samples = np.concatenate([np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i),
+                                                      num=batch, num_steps=steps))
+                            for i in range(math.ceil(n / batch))])[:n]
+  value = fid.fid_from_stats(fid.feature_stats(fid.batched_features(feats, samples, 500)), ref)
+  return {'train_step': step, 'fid': value, 'seconds_for_25_samples': seconds}
+
+
+def write(rows, args) -> None:
+  """Writes the table, JSON and plot of the rows so far."""
+  out = common.results_dir()
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+  for kind in sorted({r['model'] for r in rows}):
+    for sampler, marker in (('ancestral', 'o-'), ('ddim', 's--')):
+      pts = sorted((r['steps'], r['fid'], r['seconds_for_25_samples']) for r in rows
+                   if r['model'] == kind and r['sampler'] == sampler)
+      if pts:
+        s, f, t = zip(*pts)
+        axes[0].plot(s, f, marker, label=f'{mnist_table.NAMES[kind]} {sampler}')
+        axes[1].plot(s, t, marker, label=f'{mnist_table.NAMES[kind]} {sampler}')
+  for ax, label in zip(axes, ('FID', 'seconds for 25 samples')):
+    ax.set_xscale('log')
+    ax.set_xlabel('reverse steps')
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+  axes[1].set_yscale('log')
+  axes[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, 'sampling_steps.png'), dpi=100)
+  plt.close(fig)
+  lines = ['# FID and sampling time vs reverse steps', '',
+           f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}.',
+           f'Command: `python -m experiments.sampling_steps --workdir {args.workdir} --fid_samples '
+           f'{args.fid_samples} --steps {args.steps} --ddim {args.ddim}` on the models that '
+           '`experiments.mnist_table` trained (results/mnist_table.md). FID: dfflows\' MNIST '
+           f'classifier features, {args.fid_samples} samples vs the test split (small-sample FID is '
+           'biased upwards; compare rows, not papers). Seconds: 25 samples after compilation.', '',
+           '| model | sampler | reverse steps | net evals / sample | FID | s / 25 samples |',
+           '|---|---|---|---|---|---|']
+  for r in rows:
+    lines.append(f'| {mnist_table.NAMES[r["model"]]} | {r["sampler"]} | {r["steps"]} | '
+                 f'{r["steps"] + (r["model"] == "diffflow")} | {r["fid"]:.1f} | '
+                 f'{r["seconds_for_25_samples"]:.2f} |')
+  lines += ['', '![FID and time vs steps](sampling_steps.png)', '']
+  common.write_results('sampling_steps', '\n'.join(lines), {'rows': rows})
+  print('\n'.join(lines), flush=True)
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--workdir', default='runs/mnist_table')
+  parser.add_argument('--fid_samples', type=int, default=128)
+  parser.add_argument('--steps', default='500,250,100,50,25')
+  parser.add_argument('--ddim', default='50,25')
+  parser.add_argument('--kinds', default='diffflow,ddpm')
+  args = parser.parse_args()
+  rows = []
+  for kind in args.kinds.split(','):
+    workdir = os.path.join(args.workdir, kind)
+    for sampler, steps_text in (('ancestral', args.steps), ('ddim', args.ddim)):
+      for steps in [int(s) for s in steps_text.split(',') if s]:
+        config = mnist_table.saved_config(workdir)
+        config.diffusion.sampler = sampler
+        t0 = time.time()
+        row = {'model': kind, 'sampler': sampler, 'steps': steps,
+               **fid_and_time(config, workdir, steps, args.fid_samples)}
+        row['wall_seconds'] = time.time() - t0
+        rows.append(row)
+        write(rows, args)
+
+
+if __name__ == '__main__':
+  main()
