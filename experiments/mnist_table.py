@@ -93,6 +93,26 @@ def run_kind(kind: str, steps: int, args) -> Dict:
   return evaluate.evaluate(config, workdir, 'latest')
 
 
+def trajectory_strip(workdir: str) -> str:
+  """The DiffFlow run's reverse-trajectory strip (made if missing), copied to the results."""
+  path = os.path.join(workdir, 'diffflow', 'eval_trajectory.png')
+  if not os.path.exists(path):
+    import jax  # pylint: disable=g-import-not-at-top
+    from dfflows.data import input_pipeline  # pylint: disable=g-import-not-at-top
+    from dfflows.models import build_model  # pylint: disable=g-import-not-at-top
+    config = saved_config(os.path.join(workdir, 'diffflow'))
+    trainer = train.Trainer(config, build_model(config), train.make_mesh())
+    images, _ = input_pipeline.load_split(config.data, 'train')
+    state, _ = evaluate.restore_state(config, os.path.join(workdir, 'diffflow'), trainer,
+                                      images[:config.train.batch_size], 'latest')
+    z, x = jax.jit(trainer.model.trajectory, static_argnames=('num', 'num_steps'))(
+        state.ema_params, jax.random.PRNGKey(7), num=4, num_steps=config.diffusion.sample_steps)
+    visualize.save_trajectory_strip(z, x, path)
+  out = os.path.join(common.results_dir(), 'mnist_table_trajectory_diffflow.png')
+  shutil.copy(path, out)
+  return out
+
+
 def report(args, steps: Dict[str, int]) -> None:
   """Writes the table, JSON, bits/dim plot and sample grids from the run directories."""
   out = common.results_dir()
@@ -107,6 +127,7 @@ def report(args, steps: Dict[str, int]) -> None:
     curves[kind] = {key: common.series(rows, key) for key in ('train/bpd', 'eval/bpd')}
     shutil.copy(os.path.join(workdir, 'eval_samples.png'),
                 os.path.join(out, f'mnist_table_samples_{kind}.png'))
+  strip = trajectory_strip(args.workdir)
   fig, ax = plt.subplots(figsize=(6, 4))
   for kind in KINDS:
     ax.plot(*curves[kind]['train/bpd'], label=f'{NAMES[kind]} train (one-sample bound)', alpha=0.6)
@@ -142,7 +163,9 @@ def report(args, steps: Dict[str, int]) -> None:
                  f'{r["sampler"]} | {r["network_evals_per_sample"]} | {r["params"]} | {th[0]} | '
                  f'{th[1]} | {th[2]} |')
   lines += ['', '![bits/dim](mnist_table_bpd.png)', '',
-            ' '.join(f'{NAMES[k]}: ![{k}](mnist_table_samples_{k}.png)' for k in KINDS), '']
+            ' '.join(f'{NAMES[k]}: ![{k}](mnist_table_samples_{k}.png)' for k in KINDS), '',
+            f'DiffFlow reverse trajectory (per sample: z_t, then f^-1(z_t); z_T left, z0 and x '
+            f'right): ![trajectory]({os.path.basename(strip)})', '']
   common.write_results('mnist_table', '\n'.join(lines), results)
   print('\n'.join(lines))
 
