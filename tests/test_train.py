@@ -16,7 +16,7 @@ from dfflows import config_checks, train
 from dfflows.checkpoints import Checkpoints
 from dfflows.models import build_model
 from dfflows.train_state import consecutive_bad_steps
-from tests.helpers import random_images, tiny_config
+from tests.helpers import NaNOnMarkedBatch, random_images, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,27 +91,9 @@ def test_two_devices_match_one_device():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-class _NaNOnMarkedBatch:
-  """Wraps a model so that its loss is NaN for batches whose first pixel is 255."""
-
-  def __init__(self, model):
-    self.model = model
-
-  def init(self, key, x):
-    return self.model.init(key, x)
-
-  def loss(self, params, x, key, train=True):
-    loss, metrics = self.model.loss(params, x, key, train)
-    bad = x[0, 0, 0, 0] == 255
-    return jnp.where(bad, jnp.nan, loss), metrics
-
-  def __getattr__(self, name):
-    return getattr(self.model, name)
-
-
 def test_nan_steps_are_skipped_and_counted():
   config = tiny_config('flow')
-  trainer = train.Trainer(config, _NaNOnMarkedBatch(build_model(config)),
+  trainer = train.Trainer(config, NaNOnMarkedBatch(build_model(config)),
                           Mesh(np.asarray(jax.devices()[:1]), ('data',)))
   good = random_images(8)
   bad = good.copy()
