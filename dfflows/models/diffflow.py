@@ -171,13 +171,17 @@ class DiffFlow:
     nats = self.diffusion.full_bound(model_fn, z0, k_bound)['total_nats'] - logdet
     return continuous_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
-  def sample(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
-             temperature: float = 1.0) -> jnp.ndarray:
-    """Samples `num` uint8 images: reverse diffusion to z0 (num_steps respaced), then f^-1."""
+  def _reverse_process(self, params: Params, key: jax.Array, num_steps: Optional[int]):
+    """The diffusion (respaced to num_steps if fewer than T) and eps-network for sampling."""
     diffusion = self.diffusion
     if num_steps and num_steps < diffusion.num_timesteps:
       diffusion = respace(diffusion, num_steps)
-    model_fn = self._unet_fn(params['unet'], False, key)
+    return diffusion, self._unet_fn(params['unet'], False, key)
+
+  def sample(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
+             temperature: float = 1.0) -> jnp.ndarray:
+    """Samples `num` uint8 images: reverse diffusion to z0 (num_steps respaced), then f^-1."""
+    diffusion, model_fn = self._reverse_process(params, key, num_steps)
     z0 = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
                          sampler=self.sampler, eta=self.ddim_eta, temperature=temperature)
     u, _ = self.flow.apply(params['flow'], self.from_latent(z0), method='inverse')
@@ -190,10 +194,7 @@ class DiffFlow:
     Returns (z, x): z_t in image layout [frames, num, H, W, C] (float) and
     f^{-1}(z_t) as uint8 images of the same shape; the last frame's x is the sample.
     """
-    diffusion = self.diffusion
-    if num_steps and num_steps < diffusion.num_timesteps:
-      diffusion = respace(diffusion, num_steps)
-    model_fn = self._unet_fn(params['unet'], False, key)
+    diffusion, model_fn = self._reverse_process(params, key, num_steps)
     states = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
                              sampler=self.sampler, eta=self.ddim_eta, return_trajectory=True)
     idx = np.round(np.linspace(0, diffusion.num_timesteps, frames)).astype(int)
