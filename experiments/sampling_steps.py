@@ -96,19 +96,22 @@ def main():
   parser.add_argument('--ddim', default='50,25')
   parser.add_argument('--kinds', default='diffflow,ddpm')
   args = parser.parse_args()
+  # Cheapest settings first, alternating models, so that a run cut short still compares both.
+  settings = sorted(((steps, sampler, kind) for kind in args.kinds.split(',')
+                     for sampler, text in (('ancestral', args.steps), ('ddim', args.ddim))
+                     for steps in (int(s) for s in text.split(',') if s)),
+                    key=lambda x: (x[0], x[1] != 'ddim'))
   rows = []
-  for kind in args.kinds.split(','):
+  for steps, sampler, kind in settings:
     workdir = os.path.join(args.workdir, kind)
-    for sampler, steps_text in (('ancestral', args.steps), ('ddim', args.ddim)):
-      for steps in [int(s) for s in steps_text.split(',') if s]:
-        config = mnist_table.saved_config(workdir)
-        config.diffusion.sampler = sampler
-        t0 = time.time()
-        row = {'model': kind, 'sampler': sampler, 'steps': steps,
-               **fid_and_time(config, workdir, steps, args.fid_samples)}
-        row['wall_seconds'] = time.time() - t0
-        rows.append(row)
-        write(rows, args)
+    config = mnist_table.saved_config(workdir)
+    config.diffusion.sampler = sampler
+    t0 = time.time()
+    row = {'model': kind, 'sampler': sampler, 'steps': steps,
+           **fid_and_time(config, workdir, steps, args.fid_samples)}
+    row['wall_seconds'] = time.time() - t0
+    rows.append(row)
+    write(sorted(rows, key=lambda r: (r['model'], r['sampler'], -r['steps'])), args)
 
 
 if __name__ == '__main__':
