@@ -67,15 +67,20 @@ def train_step(model: Any, tx: Any, ema_decay: float, base_key: jax.Array,
   new_state = TrainState(step=state.step + 1, params=params,
                          ema_params=ema_update(state.ema_params, params, ema_decay),
                          opt_state=opt_state)
+  metrics['bad_streak'] = consecutive_bad_steps(new_state)
   return new_state, metrics
 
 
 def train_steps(model: Any, tx: Any, ema_decay: float, base_key: jax.Array, state: TrainState,
                 batches: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
-  """`lax.scan` of train_step over batches [steps, B, ...]; returns mean metrics."""
+  """`lax.scan` of train_step over batches [steps, B, ...]; returns mean metrics.
+
+  'bad_streak' is the largest count of consecutive skipped (NaN/Inf) steps in the call.
+  """
   step = functools.partial(train_step, model, tx, ema_decay, base_key)
   state, metrics = jax.lax.scan(step, state, batches)
-  return state, jax.tree.map(jnp.mean, metrics)
+  streak = metrics.pop('bad_streak')
+  return state, {**jax.tree.map(jnp.mean, metrics), 'bad_streak': jnp.max(streak)}
 
 
 def eval_sums(model: Any, params: Any, key: jax.Array, batch: jnp.ndarray,
@@ -96,7 +101,7 @@ class Trainer:
     self.replicated = NamedSharding(mesh, P())
     self.stacked = NamedSharding(mesh, P(None, 'data'))
     self.data = NamedSharding(mesh, P('data'))
-    self.tx = create_optimizer(config.optim, config.train.num_steps, config.train.max_bad_steps)
+    self.tx = create_optimizer(config.optim, config.train.num_steps)
     self.base_key = jax.random.PRNGKey(config.seed)
     self.train = jax.jit(functools.partial(train_steps, model, self.tx, config.optim.ema_decay,
                                            self.base_key), donate_argnums=0)
@@ -204,15 +209,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       step += k
       pending.append(metrics)
       report(step)
-      bad = int(consecutive_bad_steps(state))
-      if bad >= tc.max_bad_steps:
-        raise FloatingPointError(
-            f'{bad} consecutive train steps with NaN/Inf loss or gradients (last at step {step});'
-            f' they were skipped, params are those of step {step - bad}. Last good checkpoint: '
-            f'step {ckpts.latest_step()} in {ckpts.directory} (left intact).')
       if _crossed(prev, step, tc.log_every) or step >= tc.num_steps:
+        # Host reads (which wait for the device) only at log points, not every step.
+        fetched = jax.device_get(pending)
+        bad = max(int(m.pop('bad_streak')) for m in fetched)
+        if bad >= tc.max_bad_steps:
+          raise FloatingPointError(
+              f'{bad} consecutive train steps with NaN/Inf loss or gradients (seen by step '
+              f'{step}); they were skipped, so params hold no NaN/Inf. Last good checkpoint: '
+              f'step {ckpts.latest_step()} in {ckpts.directory} (left intact).')
         scalars = {f'train/{k_}': float(v) for k_, v in
-                   jax.tree.map(lambda *xs: np.mean(xs), *jax.device_get(pending)).items()}
+                   jax.tree.map(lambda *xs: np.mean(xs), *fetched).items()}
         scalars['train/bad_steps_total'] = float(state.opt_state.total_notfinite)
         pending = []
         _write(writer, metrics_path, step, scalars, is_chief)

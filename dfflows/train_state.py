@@ -21,8 +21,8 @@ class TrainState:
   opt_state: Any
 
 
-def create_optimizer(optim: ml_collections.ConfigDict, num_steps: int,
-                     max_bad_steps: int) -> optax.GradientTransformation:
+def create_optimizer(optim: ml_collections.ConfigDict,
+                     num_steps: int) -> optax.GradientTransformation:
   """AdamW with warmup, optional cosine decay and global-norm clipping; non-finite steps skipped."""
   if optim.schedule == 'cosine':
     lr = optax.warmup_cosine_decay_schedule(0.0, optim.lr, max(optim.warmup_steps, 1),
@@ -31,9 +31,9 @@ def create_optimizer(optim: ml_collections.ConfigDict, num_steps: int,
     lr = optax.linear_schedule(0.0, optim.lr, max(optim.warmup_steps, 1))
   parts = [optax.clip_by_global_norm(optim.grad_clip)] if optim.grad_clip > 0 else []
   parts.append(optax.adamw(lr, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay))
-  # Skips (zero update, optimizer state kept) steps with NaN/Inf gradients; the
-  # training loop stops after `max_bad_steps` in a row, before optax would give up.
-  return optax.apply_if_finite(optax.chain(*parts), max_consecutive_errors=max_bad_steps)
+  # Skips (zero update, optimizer state kept) every step with NaN/Inf gradients; optax
+  # never gives up and applies them. The training loop stops after `max_bad_steps` in a row.
+  return optax.apply_if_finite(optax.chain(*parts), max_consecutive_errors=2**30)
 
 
 def create_train_state(params: Any, tx: optax.GradientTransformation) -> TrainState:

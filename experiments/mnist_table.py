@@ -166,6 +166,10 @@ def report(args, steps: Dict[str, int]) -> None:
             ' '.join(f'{NAMES[k]}: ![{k}](mnist_table_samples_{k}.png)' for k in KINDS), '',
             f'DiffFlow reverse trajectory (per sample: z_t, then f^-1(z_t); z_T left, z0 and x '
             f'right): ![trajectory]({os.path.basename(strip)})', '']
+  notes = os.path.join(out, 'mnist_table_notes.md')  # Hand-written reading of the numbers.
+  if os.path.exists(notes):
+    with open(notes) as f:
+      lines += [f.read()]
   common.write_results('mnist_table', '\n'.join(lines), results)
   print('\n'.join(lines))
 

@@ -60,7 +60,7 @@ def test_a_streak_of_nan_steps_stops_training_and_keeps_the_last_good_checkpoint
   monkeypatch.setattr(input_pipeline, 'train_batches', poisoned)
   workdir = str(tmp_path / 'run')
   with pytest.raises(FloatingPointError, match=r'2 consecutive train steps with NaN/Inf.*'
-                     r'last at step 4.*params are those of step 2.*Last good checkpoint: '
+                     r'seen by step 4.*params hold no NaN/Inf.*Last good checkpoint: '
                      r'step 2 in .*checkpoints \(left intact\)'):
     train.train_and_evaluate(config, workdir)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
