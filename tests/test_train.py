@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -142,14 +143,17 @@ def test_config_validation_errors(tmp_path):
     config_checks.validate_config(config, num_devices=1)
 
 
-def test_unknown_config_key_on_command_line_fails_before_work(tmp_path):
+@pytest.mark.parametrize('flag,named', [('--config.train.bacth_size=3', 'bacth_size'),
+                                        ('--config.train.batch_size=abc', 'batch_size')])
+def test_unknown_key_or_wrong_type_on_command_line_fails_before_work(tmp_path, flag, named):
   workdir = tmp_path / 'run'
   proc = subprocess.run(
       [sys.executable, '-m', 'dfflows.main', '--config=configs/default.py',
-       f'--workdir={workdir}', '--config.train.bacth_size=3'],
+       f'--workdir={workdir}', flag],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode != 0
-  assert 'bacth_size' in proc.stderr
+  assert re.search(f'(Flags parsing error: .*|Did you mean .*){named}', proc.stderr), (
+      proc.stderr[-2000:])
   assert not workdir.exists()
 
 
