@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image
 
 
-def image_grid(images: np.ndarray, pad: int = 2) -> np.ndarray:
+def image_grid(images: np.ndarray, pad: int = 2, cols: int = 0) -> np.ndarray:
   """Tiles uint8 images [N, H, W, C] into one [rows*(H+pad), cols*(W+pad), C] image."""
   n, h, w, c = images.shape
-  cols = math.ceil(math.sqrt(n))
+  cols = cols or math.ceil(math.sqrt(n))
   rows = math.ceil(n / cols)
   grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.uint8)
   for i, img in enumerate(images):
@@ -40,12 +40,8 @@ def save_trajectory_strip(z: np.ndarray, x: np.ndarray, path: str) -> None:
   z_img = (np.clip((z + 3.) / 6., 0., 1.) * 255).astype(np.uint8)
   frames, num = x.shape[:2]
   rows = [img[:, i] for i in range(num) for img in (z_img, x)]  # each [frames, H, W, C]
-  pad, (h, w, c) = 2, x.shape[2:]
-  strip = np.full((len(rows) * (h + pad) + pad, frames * (w + pad) + pad, c), 128, np.uint8)
-  for r, row in enumerate(rows):
-    for f in range(frames):
-      strip[pad + r * (h + pad):pad + r * (h + pad) + h,
-            pad + f * (w + pad):pad + f * (w + pad) + w] = row[f]
+  strip = image_grid(np.concatenate(rows), cols=frames)
+  c = x.shape[-1]
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   Image.fromarray(strip[..., 0] if c == 1 else strip).save(path)
 
