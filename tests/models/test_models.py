@@ -47,13 +47,15 @@ def _by_hand_eager(model, params, x, key):
     # eps_skip: eps_hat = sqrt(1 - prod_{s<=t}(1 - beta_s)) x_t + U-Net output.
     return out.at[..., :z0.shape[-1]].add(jnp.sqrt(1.0 - abar[t])[:, None, None, None] * x_t)
 
-  k_t, k_0 = jax.random.split(k_tn)
+  k_t, k_noise = jax.random.split(k_tn)
   t = jax.random.randint(k_t, (x.shape[0],), 1, d.num_timesteps)
-  noise = jax.random.normal(jax.random.split(k_t)[1], z0.shape)
+  # One normal draw for [z0 at t; z0 at t=0] (the model makes one batched network call).
+  noise, noise_0 = jnp.split(
+      jax.random.normal(jax.random.split(k_noise)[1], (2 * z0.shape[0],) + z0.shape[1:]), 2)
   x_t = d.q_sample(z0, t, noise)
   out = eps_model(x_t, t)
   t0 = jnp.zeros_like(t)
-  x_1 = d.q_sample(z0, t0, jax.random.normal(jax.random.split(k_0)[1], z0.shape))
+  x_1 = d.q_sample(z0, t0, noise_0)
   decoder = d.vlb_term(eps_model(x_1, t0), z0, x_1, t0)
   return z0, logdet, t, noise, x_t, out, decoder
 
