@@ -54,6 +54,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.unet.attn_resolutions = (8,)
   config.unet.dropout = 0.0
   config.unet.num_heads = 1
+  # Compute dtype of the U-Net: 'bfloat16' = mixed precision for GPUs/TPUs (params, the
+  # flow and the loss stay float32). On CPU bfloat16 is slower; keep float32 there.
+  config.unet.dtype = 'float32'
+  config.unet.remat = False  # Recompute block activations in the backward pass (less memory).
 
   config.diffusion = ml_collections.ConfigDict()
   config.diffusion.num_timesteps = 500

@@ -12,6 +12,7 @@ CHOICES = {
     'model.objective': ('bound', 'thesis_eq_4_6'),
     'model.unet_loss': ('hybrid', 'bound'),
     'model.conv_impl': ('xla', 'fast'),
+    'unet.dtype': ('float32', 'bfloat16'),
     'flow.coupling': ('spline', 'affine'),
     'flow.mask': ('channel', 'checkerboard'),
     'flow.conv1x1': ('lu', 'plain'),
@@ -19,9 +20,14 @@ CHOICES = {
     'diffusion.sampler': ('ancestral', 'ddim'),
     'optim.schedule': ('constant', 'cosine'),
 }
-# Sections whose values may change between a run and its resumption.
+# Sections and keys whose values may change between a run and its resumption (the
+# keys change how the model is computed, not what it is).
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
+RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat')
 CONFIG_FILE = 'config.json'
+# Keys added after workdirs were first written: a saved config without one ran with
+# this value, so resuming it with the same value is not a difference.
+ADDED_KEYS = {'unet.dtype': 'float32', 'unet.remat': False}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -63,10 +69,23 @@ def _diff(a: dict, b: dict, prefix: str = '') -> Iterable[str]:
   """Dotted keys whose values differ between nested dicts a and b."""
   for key in sorted(set(a) | set(b)):
     va, vb = a.get(key), b.get(key)
+    if prefix + key in RESUMABLE_KEYS:
+      continue
     if isinstance(va, dict) and isinstance(vb, dict):
       yield from _diff(va, vb, f'{prefix}{key}.')
     elif va != vb:
       yield f'{prefix}{key}: {va!r} (workdir) vs {vb!r} (now)'
+
+
+def _fill_added_keys(saved: dict) -> dict:
+  """`saved` with the keys of ADDED_KEYS it lacks set to their implied values."""
+  for dotted, value in ADDED_KEYS.items():
+    *sections, key = dotted.split('.')
+    d = saved
+    for section in sections:
+      d = d.setdefault(section, {})
+    d.setdefault(key, value)
+  return saved
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -74,7 +93,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(path):
     with open(path) as f:
-      saved = json.load(f)
+      saved = _fill_added_keys(json.load(f))
     diffs = list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
                        _model_sections(config)))
     if diffs:

@@ -166,7 +166,23 @@ def test_workdir_of_a_different_config_is_refused(tmp_path):
     config_checks.check_workdir(other, str(tmp_path))
   longer = tiny_config('diffflow')
   longer.train.num_steps = 100  # train/eval settings may change on resume
+  longer.unet.remat = True  # and so may how the model is computed
+  longer.model.conv_impl = 'xla'
   config_checks.check_workdir(longer, str(tmp_path))
+
+
+def test_workdir_saved_before_a_key_existed_resumes_with_its_implied_value(tmp_path):
+  config = tiny_config('diffflow')
+  saved = json.loads(config.to_json())
+  del saved['unet']['dtype']  # As written by dfflows before unet.dtype existed.
+  (tmp_path / config_checks.CONFIG_FILE).write_text(json.dumps(saved))
+  bf16 = tiny_config('diffflow')
+  bf16.unet.dtype = 'bfloat16'
+  with pytest.raises(ValueError, match="unet.dtype: 'float32'"):
+    config_checks.check_workdir(bf16, str(tmp_path))
+  config_checks.check_workdir(config, str(tmp_path))
+  assert json.loads((tmp_path / config_checks.CONFIG_FILE).read_text())['unet']['dtype'] == (
+      'float32')
 
 
 def test_evaluate_writes_eval_json_of_a_trained_run(tmp_path, data_dir):

@@ -4,9 +4,14 @@ Sinusoidal time embedding + MLP; per level `num_res_blocks` ResNet blocks (with
 self-attention at `attn_resolutions`) and a stride-2 downsampling conv; a middle
 ResNet-attention-ResNet; a mirrored decoder with skip connections and nearest
 upsampling; GroupNorm-SiLU-conv output initialised to zero.
+
+`dtype` is the compute dtype (e.g. bfloat16 for mixed precision on GPUs/TPUs):
+parameters stay float32 and the output is cast back to float32, so the diffusion
+loss and everything downstream run in float32.
 """
+import itertools
 import math
-from typing import Tuple
+from typing import Any, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -15,6 +20,7 @@ import ml_collections
 from dfflows.nets.conv import Conv
 
 Array = jnp.ndarray
+UNET_DTYPES = ('float32', 'bfloat16')
 
 
 def num_groups(channels: int, max_groups: int = 32) -> int:
@@ -43,32 +49,36 @@ class ResBlock(nn.Module):
   out_ch: int
   dropout: float = 0.0
   conv_impl: str = 'xla'
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, temb: Array, train: bool = False) -> Array:
-    h = nn.silu(nn.GroupNorm(num_groups(x.shape[-1]))(x))
-    h = Conv(self.out_ch, (3, 3), impl=self.conv_impl)(h)
-    scale, shift = jnp.split(nn.Dense(2 * self.out_ch)(nn.silu(temb))[:, None, None, :], 2,
-                             axis=-1)
-    h = nn.GroupNorm(num_groups(self.out_ch))(h) * (1.0 + scale) + shift
+    dt = self.dtype
+    h = nn.silu(nn.GroupNorm(num_groups(x.shape[-1]), dtype=dt)(x))
+    h = Conv(self.out_ch, (3, 3), impl=self.conv_impl, dtype=dt)(h)
+    scale, shift = jnp.split(
+        nn.Dense(2 * self.out_ch, dtype=dt)(nn.silu(temb))[:, None, None, :], 2, axis=-1)
+    h = nn.GroupNorm(num_groups(self.out_ch), dtype=dt)(h) * (1.0 + scale) + shift
     h = nn.silu(h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    h = Conv(self.out_ch, (3, 3), kernel_init=nn.initializers.zeros, impl=self.conv_impl)(h)
+    h = Conv(self.out_ch, (3, 3), kernel_init=nn.initializers.zeros, impl=self.conv_impl,
+             dtype=dt)(h)
     if x.shape[-1] != self.out_ch:
-      x = Conv(self.out_ch, (1, 1), impl=self.conv_impl)(x)
+      x = Conv(self.out_ch, (1, 1), impl=self.conv_impl, dtype=dt)(x)
     return x + h
 
 
 class AttnBlock(nn.Module):
   """h = x + MultiHeadAttention(gn(x)) over all spatial positions (zero-init output)."""
   num_heads: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     batch, height, width, ch = x.shape
-    h = nn.GroupNorm(num_groups(ch))(x).reshape(batch, height * width, ch)
+    h = nn.GroupNorm(num_groups(ch), dtype=self.dtype)(x).reshape(batch, height * width, ch)
     h = nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads, out_kernel_init=nn.initializers.zeros)(h)
+        num_heads=self.num_heads, out_kernel_init=nn.initializers.zeros, dtype=self.dtype)(h)
     return x + h.reshape(x.shape)
 
 
@@ -76,7 +86,9 @@ class UNet(nn.Module):
   """eps (and variance) network of a diffusion: (x [B,H,W,C], t [B]) -> [B,H,W,out_channels].
 
   H and W must be divisible by 2**(len(ch_mult) - 1). Dropout uses the 'dropout'
-  rng collection when `train` is True.
+  rng collection when `train` is True. Computes in `dtype`; returns float32. With
+  `remat` the ResNet and attention blocks keep only their inputs for the backward
+  pass and recompute the rest (less memory, about one more forward pass of compute).
   """
   ch: int = 64
   ch_mult: Tuple[int, ...] = (1, 2, 2)
@@ -86,6 +98,8 @@ class UNet(nn.Module):
   num_heads: int = 1
   out_channels: int = 2
   conv_impl: str = 'xla'
+  dtype: Any = jnp.float32
+  remat: bool = False
 
   def _check_input(self, x: Array, t: Array) -> None:
     """Raises ValueError for inputs the U-Net cannot process."""
@@ -102,39 +116,46 @@ class UNet(nn.Module):
   def __call__(self, x: Array, t: Array, train: bool = False) -> Array:
     t = jnp.broadcast_to(jnp.asarray(t), (x.shape[0],)) if jnp.ndim(t) == 0 else t
     self._check_input(x, t)
+    dt = self.dtype
     temb = timestep_embedding(t, self.ch)
-    temb = nn.Dense(4 * self.ch)(temb)
-    temb = nn.Dense(4 * self.ch)(nn.silu(temb))
-    block = lambda out_ch: ResBlock(out_ch, self.dropout, self.conv_impl)
+    temb = nn.Dense(4 * self.ch, dtype=dt)(temb)
+    temb = nn.Dense(4 * self.ch, dtype=dt)(nn.silu(temb))
+    res_cls = nn.remat(ResBlock, static_argnums=(3,)) if self.remat else ResBlock
+    attn_cls = nn.remat(AttnBlock) if self.remat else AttnBlock
+    res_ids, attn_ids = itertools.count(), itertools.count()
+    # Explicit names (those flax gives the plain blocks): params do not depend on remat.
+    block = lambda out_ch: res_cls(out_ch, self.dropout, self.conv_impl, dt,
+                                   name=f'ResBlock_{next(res_ids)}')
+    attn = lambda: attn_cls(self.num_heads, dt, name=f'AttnBlock_{next(attn_ids)}')
+    conv = lambda *args, **kwargs: Conv(*args, impl=self.conv_impl, dtype=dt, **kwargs)
 
-    hs = [Conv(self.ch, (3, 3), impl=self.conv_impl)(x)]
+    hs = [conv(self.ch, (3, 3))(x)]
     for level, mult in enumerate(self.ch_mult):
       for _ in range(self.num_res_blocks):
         h = block(self.ch * mult)(hs[-1], temb, train)
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(self.num_heads)(h)
+          h = attn()(h)
         hs.append(h)
       if level != len(self.ch_mult) - 1:
-        hs.append(Conv(hs[-1].shape[-1], (3, 3), strides=(2, 2),
-                       impl=self.conv_impl)(hs[-1]))
+        hs.append(conv(hs[-1].shape[-1], (3, 3), strides=(2, 2))(hs[-1]))
 
     h = hs[-1]
     h = block(h.shape[-1])(h, temb, train)
-    h = AttnBlock(self.num_heads)(h)
+    h = attn()(h)
     h = block(h.shape[-1])(h, temb, train)
 
     for level, mult in reversed(list(enumerate(self.ch_mult))):
       for _ in range(self.num_res_blocks + 1):
         h = block(self.ch * mult)(jnp.concatenate([h, hs.pop()], axis=-1), temb, train)
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(self.num_heads)(h)
+          h = attn()(h)
       if level != 0:
         h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # Nearest-neighbour 2x.
-        h = Conv(h.shape[-1], (3, 3), impl=self.conv_impl)(h)
+        h = conv(h.shape[-1], (3, 3))(h)
 
-    h = nn.silu(nn.GroupNorm(num_groups(h.shape[-1]))(h))
-    return Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros,
-                impl=self.conv_impl)(h)
+    h = nn.silu(nn.GroupNorm(num_groups(h.shape[-1]), dtype=dt)(h))
+    out = conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h)
+    return out.astype(jnp.float32)
 
 
 def build_unet(unet_config: ml_collections.ConfigDict, out_channels: int,
@@ -144,4 +165,6 @@ def build_unet(unet_config: ml_collections.ConfigDict, out_channels: int,
               num_res_blocks=unet_config.num_res_blocks,
               attn_resolutions=tuple(unet_config.attn_resolutions),
               dropout=unet_config.dropout, num_heads=unet_config.num_heads,
-              out_channels=out_channels, conv_impl=conv_impl)
+              out_channels=out_channels, conv_impl=conv_impl,
+              dtype=jnp.dtype(unet_config.get('dtype', 'float32')),
+              remat=unet_config.get('remat', False))

@@ -146,3 +146,50 @@ def test_build_unet_reads_config_and_conv_impls_agree():
   xla = unet_lib.build_unet(config, out_channels=6, conv_impl='xla')
   np.testing.assert_allclose(jax.jit(model.apply)(params, x, t),
                              jax.jit(xla.apply)(params, x, t), atol=1e-4)
+
+
+def test_bfloat16_compute_is_close_to_float32_and_returns_float32():
+  model = tiny()
+  x, t, params = init(model, (2, 8, 8, 3))
+  bf16 = tiny(dtype=jnp.bfloat16)
+  # The parameter tree (names, shapes, float32 storage) does not depend on the dtype.
+  shapes = jax.eval_shape(bf16.init, jax.random.PRNGKey(1), x, t)
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), shapes) == jax.tree.map(
+      lambda a: (a.shape, a.dtype), params)
+  out32 = np.asarray(jax.jit(model.apply)(params, x, t))
+  out16 = jax.jit(bf16.apply)(params, x, t)
+  assert out16.dtype == jnp.float32
+  rel = np.linalg.norm(np.asarray(out16) - out32) / np.linalg.norm(out32)
+  # bfloat16 has an 8-bit mantissa (relative rounding 2**-9 per op): close, not equal.
+  assert 1e-4 < rel < 5e-2, rel
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(bf16.apply(p, x, t) ** 2)))(params)
+  assert all(g.dtype == jnp.float32 and np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+
+
+def test_build_unet_reads_dtype_and_remat_with_defaults_for_older_configs():
+  config = ml_collections.ConfigDict(dict(ch=8, ch_mult=(1, 2), num_res_blocks=1,
+                                          attn_resolutions=(4,), dropout=0.0, num_heads=1))
+  model = unet_lib.build_unet(config, out_channels=2)
+  assert (model.dtype, model.remat) == (jnp.float32, False)
+  config.dtype, config.remat = 'bfloat16', True
+  model = unet_lib.build_unet(config, out_channels=2)
+  assert (model.dtype, model.remat) == (jnp.bfloat16, True)
+
+
+def test_remat_gives_the_same_params_outputs_and_grads_with_less_memory():
+  model, remat = tiny(dropout=0.1), tiny(dropout=0.1, remat=True)
+  x, t, params = init(model, (4, 8, 8, 3))
+  shapes = jax.eval_shape(remat.init, jax.random.PRNGKey(1), x, t)
+  assert jax.tree.structure(shapes) == jax.tree.structure(params)
+
+  def loss(m, p):
+    out = m.apply(p, x, t, train=True, rngs={'dropout': jax.random.PRNGKey(2)})
+    return jnp.sum(out ** 2)
+
+  plain = jax.jit(jax.value_and_grad(functools.partial(loss, model)))
+  rematted = jax.jit(jax.value_and_grad(functools.partial(loss, remat)))
+  (v0, g0), (v1, g1) = plain(params), rematted(params)
+  np.testing.assert_allclose(v1, v0, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g1, g0)
+  temp = lambda fn: fn.lower(params).compile().memory_analysis().temp_size_in_bytes
+  assert temp(rematted) < temp(plain)
