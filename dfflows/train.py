@@ -1,136 +1,31 @@
 """Training loop: config -> data, model, jitted data-parallel train step, checkpoints, metrics.
 
-Data parallelism uses `jax.jit` over a 1-D device mesh ('data'): the batch is
-sharded across all devices of all processes, params and optimizer state are
-replicated, and XLA inserts the all-reduce of gradients (the `lax.pmean` of a
-pmap). Random numbers are drawn for the whole global batch from
-`fold_in(key, step)` with partitionable threefry, so results do not depend on
-the number of devices.
+The train step, the `Trainer` holding the compiled functions and the device
+mesh are in `dfflows.trainer` (re-exported here); this module adds the data,
+periodic evaluation, samples, metric writers, checkpoints and fault handling.
 """
-import functools
 import json
-import math
 import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dfflows import config_checks, visualize
 from dfflows.checkpoints import Checkpoints
 from dfflows.data import input_pipeline
 from dfflows.models import build_model
-from dfflows.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
-                                 create_train_state, ema_update)
+from dfflows.train_state import TrainState
+from dfflows.trainer import (Trainer, eval_sums, make_mesh,  # pylint: disable=unused-import
+                             maybe_initialize_distributed, train_step, train_steps)
 
 METRICS_FILE = 'metrics.jsonl'
-
-
-def maybe_initialize_distributed(dist: ml_collections.ConfigDict) -> None:
-  """Calls jax.distributed.initialize() for multi-host runs (args from config or environment)."""
-  if not dist.enabled:
-    return
-  kwargs = {}
-  if dist.coordinator_address:
-    kwargs['coordinator_address'] = dist.coordinator_address
-  if dist.num_processes > 0:
-    kwargs['num_processes'] = dist.num_processes
-  if dist.process_id >= 0:
-    kwargs['process_id'] = dist.process_id
-  jax.distributed.initialize(**kwargs)
-
-
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device of every process, axis 'data'."""
-  return Mesh(np.asarray(jax.devices()), ('data',))
-
-
-def train_step(model: Any, tx: Any, ema_decay: float, base_key: jax.Array,
-               state: TrainState, batch: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
-  """One optimizer step on a global batch of uint8 images."""
-  key = jax.random.fold_in(base_key, state.step)
-  grad_fn = jax.value_and_grad(lambda p: model.loss(p, batch, key, train=True), has_aux=True)
-  (loss, metrics), grads = grad_fn(state.params)
-  # A non-finite loss marks the gradients non-finite too, so apply_if_finite skips the step.
-  grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-  metrics['grad_norm'] = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
-  new_state = TrainState(step=state.step + 1, params=params,
-                         ema_params=ema_update(state.ema_params, params, ema_decay),
-                         opt_state=opt_state)
-  metrics['bad_streak'] = consecutive_bad_steps(new_state)
-  return new_state, metrics
-
-
-def train_steps(model: Any, tx: Any, ema_decay: float, base_key: jax.Array, state: TrainState,
-                batches: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
-  """`lax.scan` of train_step over batches [steps, B, ...]; returns mean metrics.
-
-  'bad_streak' is the largest count of consecutive skipped (NaN/Inf) steps in the call.
-  """
-  step = functools.partial(train_step, model, tx, ema_decay, base_key)
-  state, metrics = jax.lax.scan(step, state, batches)
-  streak = metrics.pop('bad_streak')
-  return state, {**jax.tree.map(jnp.mean, metrics), 'bad_streak': jnp.max(streak)}
-
-
-def eval_sums(model: Any, params: Any, key: jax.Array, batch: jnp.ndarray,
-              mask: jnp.ndarray) -> jnp.ndarray:
-  """[sum bpd, sum bpd^2, count] over the unmasked examples of a batch."""
-  bpd = model.eval_bpd(params, batch, key)
-  m = mask.astype(jnp.float32)
-  return jnp.stack([jnp.sum(bpd * m), jnp.sum(bpd**2 * m), jnp.sum(m)])
-
-
-class Trainer:
-  """Holds the compiled functions and shardings of one run."""
-
-  def __init__(self, config: ml_collections.ConfigDict, model: Any, mesh: Mesh):
-    self.config = config
-    self.model = model
-    self.mesh = mesh
-    self.replicated = NamedSharding(mesh, P())
-    self.stacked = NamedSharding(mesh, P(None, 'data'))
-    self.data = NamedSharding(mesh, P('data'))
-    self.tx = create_optimizer(config.optim, config.train.num_steps)
-    self.base_key = jax.random.PRNGKey(config.seed)
-    self.train = jax.jit(functools.partial(train_steps, model, self.tx, config.optim.ema_decay,
-                                           self.base_key), donate_argnums=0)
-    self.eval = jax.jit(functools.partial(eval_sums, model))
-    self.sample = jax.jit(model.sample, static_argnames=('num', 'num_steps'))
-
-  def init_state(self, init_batch: np.ndarray) -> TrainState:
-    """Initial state from one global batch (same on every process), replicated."""
-    init_key = jax.random.fold_in(self.base_key, -1 % 2**31)
-    params = jax.jit(self.model.init)(init_key, init_batch)
-    return jax.device_put(create_train_state(params, self.tx), self.replicated)
-
-  def global_array(self, local: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """Assembles per-process batches into one sharded global array."""
-    return jax.make_array_from_process_local_data(sharding, local)
-
-  def evaluate(self, params: Any, images: np.ndarray) -> Tuple[float, float]:
-    """Mean eval bits/dim over config.eval.num_examples test images and its standard error."""
-    ev = self.config.eval
-    key = jax.random.fold_in(self.base_key, 2**30)
-    total = np.zeros(3)
-    for batch, mask in input_pipeline.eval_batches(images, ev.batch_size // jax.process_count(),
-                                                   ev.num_examples, jax.process_index(),
-                                                   jax.process_count()):
-      total += np.asarray(self.eval(params, key, self.global_array(batch, self.data),
-                                    self.global_array(mask, self.data)))
-    mean = total[0] / total[2]
-    var = max(total[1] / total[2] - mean**2, 0.0)
-    return float(mean), float(math.sqrt(var / total[2]))
 
 
 def _crossed(prev: int, step: int, every: int) -> bool:

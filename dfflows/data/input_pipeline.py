@@ -1,10 +1,10 @@
 """Input pipelines: whole splits as uint8 numpy arrays, and deterministic batching.
 
-`load_split` returns a preprocessed split in memory; `train_batches` yields
-resumable, multi-process training batches whose global batch at step s depends
-only on (seed, s); `eval_batches` yields padded, masked evaluation batches.
+`load_split` returns a preprocessed split in memory; the batching functions
+(`train_batches`, `eval_batches`, ...) live in `dfflows.batching` (no TensorFlow)
+and are re-exported here.
 """
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import jax
 from jax.experimental import multihost_utils
@@ -13,6 +13,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from dfflows.batching import (eval_batches, global_batch_indices,  # pylint: disable=unused-import
+                              num_train_steps_per_epoch, shard_for_devices, train_batches)
 # Importing the builders registers `mnist_embedded` and `mnist_idx` with TFDS.
 from dfflows.data import mnist_embedded  # pylint: disable=unused-import
 from dfflows.data import mnist_idx  # pylint: disable=unused-import
@@ -133,91 +135,4 @@ def _prepare_on_first_process(data_config: ml_collections.ConfigDict) -> None:
     tfds.builder(data_config.name, data_dir=kwargs['data_dir']).download_and_prepare(
         **kwargs.get('download_and_prepare_kwargs', {}))
   multihost_utils.sync_global_devices(f'dfflows: {data_config.name} prepared')
-
-
-def global_batch_indices(num_examples: int, global_batch_size: int, seed: int,
-                         step: int) -> np.ndarray:
-  """Returns the example indices of the global batch at `step` (pure in seed, step)."""
-  steps_per_epoch = _steps_per_epoch(num_examples, global_batch_size)
-  epoch, i = divmod(step, steps_per_epoch)
-  perm = np.random.default_rng((seed, epoch)).permutation(num_examples)
-  return perm[i * global_batch_size:(i + 1) * global_batch_size]
-
-
-def _steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
-  """Returns full batches per epoch (the remainder is dropped); errors if zero."""
-  if global_batch_size <= 0:
-    raise ValueError(f'global_batch_size must be positive, got {global_batch_size}.')
-  if global_batch_size > num_examples:
-    raise ValueError(f'global_batch_size {global_batch_size} exceeds the dataset size '
-                     f'{num_examples}.')
-  return num_examples // global_batch_size
-
-
-def _process_slice(batch_size: int, process_index: int, process_count: int) -> slice:
-  """Returns this process's contiguous slice of a global batch of `batch_size`."""
-  if process_count <= 0 or not 0 <= process_index < process_count:
-    raise ValueError(f'Need 0 <= process_index < process_count, got {process_index}, '
-                     f'{process_count}.')
-  if batch_size % process_count:
-    raise ValueError(f'Global batch size {batch_size} is not divisible by process_count '
-                     f'{process_count}.')
-  local = batch_size // process_count
-  return slice(process_index * local, (process_index + 1) * local)
-
-
-def train_batches(images: np.ndarray, global_batch_size: int, seed: int, start_step: int = 0,
-                  process_index: int = 0, process_count: int = 1) -> Iterator[np.ndarray]:
-  """Yields this process's share of the global batches at steps start_step, start_step+1, ..."""
-  if seed < 0 or start_step < 0:
-    raise ValueError(f'seed and start_step must be >= 0, got {seed}, {start_step}.')
-  num_examples = len(images)
-  steps_per_epoch = _steps_per_epoch(num_examples, global_batch_size)
-  local = _process_slice(global_batch_size, process_index, process_count)
-  step, epoch, perm = start_step, None, None
-  while True:
-    if step // steps_per_epoch != epoch:  # Same permutation as global_batch_indices.
-      epoch = step // steps_per_epoch
-      perm = np.random.default_rng((seed, epoch)).permutation(num_examples)
-    i = step % steps_per_epoch
-    yield images[perm[i * global_batch_size:(i + 1) * global_batch_size][local]]
-    step += 1
-
-
-def eval_batches(images: np.ndarray, batch_size: int, num_examples: int = 0,
-                 process_index: int = 0, process_count: int = 1,
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-  """Yields (images, mask) covering the first `num_examples` (0 = all) exactly once.
-
-  `batch_size` is the global batch; every process yields the same number of batches
-  (its contiguous slice of each). The last global batch is zero-padded; `mask` is
-  float32 [batch_size // process_count], 1.0 for real examples and 0.0 for padding.
-  """
-  total = len(images)
-  num_examples = num_examples or total
-  if not 0 < num_examples <= total:
-    raise ValueError(f'num_examples {num_examples} must be in 1..{total} (0 = all).')
-  if batch_size <= 0:
-    raise ValueError(f'batch_size must be positive, got {batch_size}.')
-  local = _process_slice(batch_size, process_index, process_count)
-  for start in range(0, num_examples, batch_size):
-    index = np.arange(start, start + batch_size)[local]
-    mask = (index < num_examples).astype(np.float32)
-    batch = images[np.minimum(index, num_examples - 1)]
-    batch[mask == 0] = 0
-    yield batch, mask
-
-
-def shard_for_devices(batch: np.ndarray, num_devices: int) -> np.ndarray:
-  """Reshapes [B, ...] to [num_devices, B // num_devices, ...]."""
-  batch = np.asarray(batch)
-  if num_devices <= 0 or batch.ndim == 0 or batch.shape[0] % num_devices:
-    raise ValueError(f'Batch of shape {batch.shape} cannot be split evenly over '
-                     f'{num_devices} device(s).')
-  return batch.reshape((num_devices, batch.shape[0] // num_devices) + batch.shape[1:])
-
-
-def num_train_steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
-  """Returns the number of (full) global batches in one epoch."""
-  return _steps_per_epoch(num_examples, global_batch_size)
 
