@@ -1,7 +1,8 @@
 """Benchmarks the train step (images/s, compile time, memory) and sampling time per config.
 
 Usage: PYTHONPATH=. python benchmarks/bench_train.py [--configs default,default_flow,default_ddpm]
-    [--steps 10] [--sample_steps 500,100] [--conv_impl fast,xla]
+    [--steps 10] [--sample_steps 500,100] [--conv_impl fast,xla] [--batch_size 32]
+    [--set unet.dtype=bfloat16 ...] [--compile_only]
 
 Each named config is a module of configs/ (`default`, `mnist`, `cifar10`, ...); a
 suffix `_flow` / `_ddpm` switches `model.kind` to the baseline at the same sizes.
@@ -9,8 +10,11 @@ For each config it prints: the jit compile time of the train step, images/s over
 `--steps` timed steps after one warm-up call, the compiled step's memory (arguments
 + outputs + temporaries from XLA's memory analysis; the process's peak RSS is also
 shown), and seconds for 25 samples for each reverse-step count in `--sample_steps`
-(the flow-only model samples with one inverse pass). With two conv implementations
-it also prints the step-time ratio between them, measured in the same run.
+(the flow-only model samples with one inverse pass; K reverse steps are K U-Net
+evaluations per sample). With two conv implementations it also prints the
+step-time ratio between them, measured in the same run. `--batch_size` replaces
+the config's batch (e.g. to fit a CPU's memory), `--set key=value` any other
+setting, and `--compile_only` reports compile time and memory without running.
 """
 import argparse
 import importlib
@@ -21,8 +25,24 @@ from typing import Dict, List
 import jax
 import numpy as np
 
-from dfflows import train
+from dfflows.trainer import Trainer, make_mesh
 from dfflows.models import build_model, image_shape
+
+
+def apply_override(config, setting: str) -> None:
+  """Sets `config` from 'section.key=value', parsing value as the current value's type."""
+  dotted, _, value = setting.partition('=')
+  *sections, key = dotted.split('.')
+  node = config
+  for section in sections:
+    node = node[section]
+  old = node[key]  # KeyError names an unknown setting.
+  if isinstance(old, bool):
+    if value not in ('True', 'False'):
+      raise ValueError(f'{dotted} is a bool; got {value!r}.')
+    node[key] = value == 'True'
+  else:
+    node[key] = type(old)(value)
 
 
 def load_config(name: str, conv_impl: str):
@@ -38,10 +58,10 @@ def load_config(name: str, conv_impl: str):
   return config
 
 
-def bench_train(config, steps: int) -> Dict[str, float]:
+def bench_train(config, steps: int, compile_only: bool = False) -> Dict[str, float]:
   """Compile time, images/s and memory of the jitted train step of `config`."""
   model = build_model(config)
-  trainer = train.Trainer(config, model, train.make_mesh())
+  trainer = Trainer(config, model, make_mesh())
   bs = config.train.batch_size
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (bs,) + image_shape(config), dtype=np.uint8)
@@ -53,6 +73,10 @@ def bench_train(config, steps: int) -> Dict[str, float]:
   mem = compiled.memory_analysis()
   mem_bytes = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
                if mem is not None else float('nan'))
+  out = {'compile_s': compile_s, 'step_memory_mb': mem_bytes / 2**20,
+         'params': int(sum(x.size for x in jax.tree.leaves(state.params)))}
+  if compile_only:
+    return {**out, 'step_s': float('nan'), 'images_per_s': float('nan')}
   state, _ = compiled(state, batch)  # Warm-up.
   jax.block_until_ready(state)
   t0 = time.perf_counter()
@@ -60,10 +84,8 @@ def bench_train(config, steps: int) -> Dict[str, float]:
     state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
   step_s = (time.perf_counter() - t0) / steps
-  return {'compile_s': compile_s, 'step_s': step_s, 'images_per_s': bs / step_s,
-          'step_memory_mb': mem_bytes / 2**20,
-          'params': int(sum(x.size for x in jax.tree.leaves(state.params))),
-          '_trainer': trainer, '_state': state}
+  return {**out, 'step_s': step_s, 'images_per_s': bs / step_s, '_trainer': trainer,
+          '_state': state}
 
 
 def bench_sampling(trainer, state, kind: str, steps_list: List[int], num: int = 25) -> Dict:
@@ -85,10 +107,14 @@ def main():
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--sample_steps', default='500,100')
   parser.add_argument('--conv_impl', default='fast')
+  parser.add_argument('--batch_size', type=int, default=0, help="0 = the config's")
+  parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
+  parser.add_argument('--compile_only', action='store_true')
   args = parser.parse_args()
   steps_list = [int(s) for s in args.sample_steps.split(',') if s]
   impls = args.conv_impl.split(',')
-  print(f'jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}')
+  print(f'jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}; '
+        f'batch {args.batch_size or "of the config"}; settings {args.set or "as configured"}')
   print('| config | conv | params | compile (s) | step (s) | images/s | step memory (MB) |'
         ' sampling 25 (s) |')
   print('|---|---|---|---|---|---|---|---|')
@@ -96,15 +122,19 @@ def main():
     step_times = {}
     for impl in impls:
       config = load_config(name, impl)
-      r = bench_train(config, args.steps)
+      if args.batch_size:
+        config.train.batch_size = args.batch_size
+      for setting in args.set:
+        apply_override(config, setting)
+      r = bench_train(config, args.steps, args.compile_only)
       step_times[impl] = r['step_s']
       s = (bench_sampling(r['_trainer'], r['_state'], config.model.kind,
                           [min(k, config.diffusion.num_timesteps) for k in steps_list])
-           if impl == impls[0] else {})
+           if impl == impls[0] and not args.compile_only else {})
       samp = ', '.join(f'{k}: {v:.2f}' for k, v in s.items()) or '-'
       print(f'| {name} | {impl} | {r["params"]} | {r["compile_s"]:.1f} | {r["step_s"]:.3f} | '
             f'{r["images_per_s"]:.1f} | {r["step_memory_mb"]:.0f} | {samp} |', flush=True)
-    if len(impls) == 2:
+    if len(impls) == 2 and not args.compile_only:
       a, b = impls
       print(f'|  | {a}/{b} speed-up | | | {step_times[b] / step_times[a]:.2f}x | | | |')
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
