@@ -17,6 +17,7 @@ the config's batch (e.g. to fit a CPU's memory), `--set key=value` any other
 setting, and `--compile_only` reports compile time and memory without running.
 """
 import argparse
+import ast
 import importlib
 import resource
 import time
@@ -30,19 +31,14 @@ from dfflows.models import build_model, image_shape
 
 
 def apply_override(config, setting: str) -> None:
-  """Sets `config` from 'section.key=value', parsing value as the current value's type."""
-  dotted, _, value = setting.partition('=')
-  *sections, key = dotted.split('.')
-  node = config
-  for section in sections:
-    node = node[section]
-  old = node[key]  # KeyError names an unknown setting.
-  if isinstance(old, bool):
-    if value not in ('True', 'False'):
-      raise ValueError(f'{dotted} is a bool; got {value!r}.')
-    node[key] = value == 'True'
-  else:
-    node[key] = type(old)(value)
+  """Sets `config` from 'section.key=value' (value a Python literal, else a string)."""
+  dotted, _, text = setting.partition('=')
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  config.lock()  # An unknown key is then a KeyError instead of a new field.
+  config.update_from_flattened_dict({dotted: value})  # Casts or raises TypeError.
 
 
 def load_config(name: str, conv_impl: str):

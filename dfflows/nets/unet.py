@@ -20,7 +20,6 @@ import ml_collections
 from dfflows.nets.conv import Conv
 
 Array = jnp.ndarray
-UNET_DTYPES = ('float32', 'bfloat16')
 
 
 def num_groups(channels: int, max_groups: int = 32) -> int:
