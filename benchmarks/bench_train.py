@@ -30,6 +30,18 @@ from dfflows.trainer import Trainer, make_mesh
 from dfflows.models import build_model, image_shape
 
 
+def cpu_model() -> str:
+  """The CPU model name from /proc/cpuinfo (every figure is printed with it)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return 'unknown CPU'
+
+
 def apply_override(config, setting: str) -> None:
   """Sets `config` from 'section.key=value' (value a Python literal, else a string)."""
   dotted, _, text = setting.partition('=')
@@ -102,14 +114,14 @@ def main():
   parser.add_argument('--configs', default='default,default_flow,default_ddpm')
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--sample_steps', default='500,100')
-  parser.add_argument('--conv_impl', default='fast')
+  parser.add_argument('--conv_impl', default='auto')
   parser.add_argument('--batch_size', type=int, default=0, help="0 = the config's")
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
   parser.add_argument('--compile_only', action='store_true')
   args = parser.parse_args()
   steps_list = [int(s) for s in args.sample_steps.split(',') if s]
   impls = args.conv_impl.split(',')
-  print(f'jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}; '
+  print(f'{cpu_model()}; jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}; '
         f'batch {args.batch_size or "of the config"}; settings {args.set or "as configured"}')
   print('| config | conv | params | compile (s) | step (s) | images/s | step memory (MB) |'
         ' sampling 25 (s) |')

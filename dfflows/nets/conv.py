@@ -2,17 +2,19 @@
 
 `Conv` is `flax.linen.Conv` (same parameter names and layout) whose convolution
 primitive is chosen by `impl`: 'xla' is `lax.conv_general_dilated`; 'fast' is a
-custom-VJP convolution that is faster on XLA:CPU (see `fast_conv_general_dilated`).
+custom-VJP convolution for XLA:CPU (see `fast_conv_general_dilated`); 'auto'
+(the default of the configs) is 'fast' on the CPU backend and 'xla' elsewhere.
 
-Why a hand-written VJP: XLA:CPU lowers the kernel gradient of a convolution to a
-convolution whose "kernel" is the whole output-gradient image, which runs at a
-few GFLOP/s (benchmarks/RESULTS.md). Writing the kernel gradient as one
-`einsum('n...c,n...d->cd')` per kernel offset (a plain matrix product over
-batch and pixels, split into a few batch chunks) is faster, and the input gradient stays a
-standard convolution (flipped, transposed kernel), which XLA:CPU does well.
+Why a hand-written VJP: XLA:CPU runs a convolution fast only in the canonical
+layout (input N..C, kernel ..IO, output N..C, dim_labels b01f_01io->b01f). The
+autodiff transpose of a convolution is a convolution with permuted dimension
+labels; at the top level of a program XLA:CPU's canonicalisation inserts
+transposes, but inside a while loop (`lax.scan`, `nn.scan`, `fori_loop`) it
+does not, and the permuted convolution runs as a naive loop nest: 20-70x slower
+(measured on AMD EPYC, jax 0.10.2; benchmarks/RESULTS.md). The backward pass here
+writes both gradients as canonical convolutions with explicit transposes, so it
+is as fast inside loops as outside, and equal to XLA's to float rounding.
 """
-import itertools
-import math
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
@@ -20,10 +22,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-CONV_IMPLS = ('xla', 'fast')
-# Below this in_channels * out_channels XLA's own kernel gradient measured as
-# fast or faster (16-32 channels, benchmarks/RESULTS.md), so lax is used.
-MIN_FAST_CHANNEL_PRODUCT = 2048
+CONV_IMPLS = ('auto', 'xla', 'fast')
 
 Padding = Union[str, Sequence[Tuple[int, int]]]
 Pads = Tuple[Tuple[int, int], ...]
@@ -54,29 +53,30 @@ def _explicit_pads(lhs: jax.Array, rhs: jax.Array, padding: Padding) -> Pads:
   return tuple((int(lo), int(hi)) for lo, hi in pads)
 
 
-def _num_chunks(batch: int, pixels: int) -> int:
-  """How many batch chunks the kernel-grad sums are split into (see below)."""
-  # One long sum over batch x pixels runs as a skinny matmul that XLA:CPU does
-  # slowly; 4 independent partial sums, added afterwards, measured ~1.3-2x faster
-  # for batch*pixels >= 16k (benchmarks/RESULTS.md).
-  return 4 if batch % 4 == 0 and batch * pixels >= 16384 else 1
-
-
 def _kernel_grad(x: jax.Array, g: jax.Array, kernel_shape: Sequence[int],
                  pads: Pads, precision: Any) -> jax.Array:
-  """d(loss)/d(kernel) as a sum over batch and pixels, one einsum per offset."""
-  xp = jnp.pad(x, ((0, 0),) + pads + ((0, 0),))
-  out_spatial = g.shape[1:-1]
-  chunks = _num_chunks(g.shape[0], math.prod(out_spatial))
-  g_chunks = g.reshape(chunks, -1, g.shape[-1])
-  rows = []
-  for offset in itertools.product(*(range(k) for k in kernel_shape)):
-    window = (slice(None),) + tuple(
-        slice(o, o + s) for o, s in zip(offset, out_spatial)) + (slice(None),)
-    x_chunks = xp[window].reshape(chunks, -1, x.shape[-1])
-    partial = jnp.einsum('bmc,bmd->bcd', x_chunks, g_chunks, precision=precision)
-    rows.append(jnp.sum(partial, axis=0))
-  return jnp.stack(rows).reshape(tuple(kernel_shape) + rows[0].shape)
+  """d(loss)/d(kernel) as one canonical convolution.
+
+  The batch is the contraction: x transposed to [C, spatial..., N] is convolved
+  with g transposed to a kernel [spatial..., N, D], giving [C, kernel..., D].
+  """
+  n = x.ndim
+  spatial = tuple(range(1, n - 1))
+  xt = jnp.transpose(x, (n - 1,) + spatial + (0,))
+  gt = jnp.transpose(g, spatial + (0, n - 1))
+  dn = lax.conv_dimension_numbers(xt.shape, gt.shape, _channels_last_spec(n))
+  out = lax.conv_general_dilated(xt, gt, (1,) * len(spatial), pads, dimension_numbers=dn,
+                                 precision=precision)
+  assert out.shape[1:-1] == tuple(kernel_shape), (out.shape, kernel_shape)
+  return jnp.transpose(out, spatial + (0, n - 1))
+
+
+def _channels_last_spec(ndim: int) -> Tuple[str, str, str]:
+  """('N..C', '..IO', 'N..C') dimension-number strings for `ndim`-d operands."""
+  sp = 'DHW'[-(ndim - 2):] if ndim <= 5 else None
+  if sp is None:
+    raise ValueError(f'At most 3 spatial dimensions; got a {ndim}-d input.')
+  return ('N' + sp + 'C', sp + 'IO', 'N' + sp + 'C')
 
 
 def _input_grad(g: jax.Array, w: jax.Array, pads: Pads,
@@ -131,9 +131,8 @@ def fast_conv_general_dilated(
   """`lax.conv_general_dilated` with a faster backward pass on XLA:CPU.
 
   The fast path covers channels-last (NHWC/HWIO, as `flax.linen.Conv` calls it)
-  stride-1 undilated ungrouped convolutions with any kernel size, non-negative
-  padding and in_channels * out_channels >= `MIN_FAST_CHANNEL_PRODUCT`; every
-  other call is passed to `lax.conv_general_dilated`
+  stride-1 undilated ungrouped convolutions with any kernel size and
+  non-negative padding; every other call is passed to `lax.conv_general_dilated`
   unchanged, so results are always those of lax up to float rounding.
 
   Args:
@@ -173,14 +172,21 @@ def fast_conv_general_dilated(
   out_spatial = [s + lo + hi - k + 1 for s, k, (lo, hi)
                  in zip(lhs.shape[1:-1], rhs.shape[:-2], pads)]
   if (len(pads) != lhs.ndim - 2 or any(lo < 0 or hi < 0 for lo, hi in pads)
-      or any(o < 1 for o in out_spatial) or lhs.shape[-1] != rhs.shape[-2]
-      or rhs.shape[-2] * rhs.shape[-1] < MIN_FAST_CHANNEL_PRODUCT):
+      or any(o < 1 for o in out_spatial) or lhs.shape[-1] != rhs.shape[-2]):
     return fallback()  # Also lets lax report malformed calls.
   return _stride1_conv(pads, dn, precision)(lhs, rhs)
 
 
+def resolve_impl(impl: str) -> str:
+  """'auto' -> 'fast' on the CPU backend, 'xla' elsewhere; other names unchanged."""
+  if impl == 'auto':
+    return 'fast' if jax.default_backend() == 'cpu' else 'xla'
+  return impl
+
+
 def conv_primitive(impl: str) -> Callable:
   """Returns the conv_general_dilated-like function for `impl`."""
+  impl = resolve_impl(impl)
   if impl == 'xla':
     return lax.conv_general_dilated
   if impl == 'fast':
@@ -188,6 +194,6 @@ def conv_primitive(impl: str) -> Callable:
   raise ValueError(f'Unknown conv impl {impl!r}; expected one of {CONV_IMPLS}.')
 
 
-def Conv(*args, impl: str = 'xla', **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
+def Conv(*args, impl: str = 'auto', **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
   """Builds `nn.Conv(*args, **kwargs)` using the convolution selected by `impl`."""
   return nn.Conv(*args, conv_general_dilated=conv_primitive(impl), **kwargs)

@@ -1,4 +1,6 @@
 """Tests for dfflows.nets.conv: the fast conv equals lax's in values and gradients."""
+import re
+
 import jax
 from jax import lax
 import jax.numpy as jnp
@@ -17,16 +19,10 @@ _CASES = [
     (1, 6, 6, 3, 2, (3, 3), 'VALID', 1),
     (3, 6, 7, 2, 3, (3, 2), ((0, 2), (1, 0)), 1),
     (1, 5, 5, 2, 2, (3, 3), ((3, 1), (0, 4)), 1),  # Padding wider than the kernel.
-    (4, 64, 64, 2, 3, (3, 3), 'SAME', 1),  # Kernel grad summed in batch chunks.
+    (4, 64, 64, 2, 3, (3, 3), 'SAME', 1),  # Large spatial kernel in the kernel grad.
     (3, 8, 8, 3, 4, (3, 3), 'SAME', 2),  # Stride-2 fallback.
     (3, 7, 7, 3, 4, (3, 3), ((1, 1), (1, 1)), 2),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fast_path_for_small_channels(monkeypatch):
-  """Tests use tiny channel counts; let them take the custom-VJP path."""
-  monkeypatch.setattr(conv_lib, 'MIN_FAST_CHANNEL_PRODUCT', 1)
 
 
 def _conv(impl, padding, stride):
@@ -105,11 +101,35 @@ def test_fast_path_taken_only_for_stride_one(stride, uses_custom_vjp):
   assert ('custom_vjp_call' in jaxpr) == uses_custom_vjp
 
 
-def test_small_channel_counts_use_lax_by_default(monkeypatch):
-  monkeypatch.setattr(conv_lib, 'MIN_FAST_CHANNEL_PRODUCT', 2048)
-  small, large = _inputs(1, 4, 4, 16, 16, (3, 3)), _inputs(1, 4, 4, 32, 64, (3, 3))
-  assert 'custom_vjp_call' not in str(jax.make_jaxpr(_conv('fast', 'SAME', 1))(*small))
-  assert 'custom_vjp_call' in str(jax.make_jaxpr(_conv('fast', 'SAME', 1))(*large))
+def _conv_dim_labels(fn, *args):
+  """The dim_labels of every convolution in the compiled HLO of jit(fn)(*args)."""
+  hlo = jax.jit(fn).lower(*args).compile().as_text()
+  return re.findall(r'convolution\(.*dim_labels=(\S+?),', hlo)
+
+
+@pytest.mark.parametrize('kernel', [(3, 3), (1, 1)])
+def test_backward_inside_scan_uses_only_canonical_convolutions(kernel):
+  # XLA:CPU runs non-canonical convolutions inside while loops as naive loops
+  # (20-70x slower); the fast impl's gradients must stay canonical there.
+  x, w = _inputs(2, 6, 6, 3, 4, kernel)
+
+  def scanned_grad(impl):
+    loss = lambda x, w: jnp.sum(jnp.tanh(_conv(impl, 'SAME', 1)(x, w)))
+    def fn(x, w):
+      body = lambda c, _: (c, jax.grad(loss, (0, 1))(x, w))
+      return lax.scan(body, 0.0, None, length=2)[1]
+    return fn
+
+  fast = _conv_dim_labels(scanned_grad('fast'), x, w)
+  assert set(fast) == {'b01f_01io->b01f'}, fast  # (1x1 convs may become dots.)
+  if jax.default_backend() == 'cpu' and kernel == (3, 3):  # The failure guarded against:
+    assert set(_conv_dim_labels(scanned_grad('xla'), x, w)) != {'b01f_01io->b01f'}
+
+
+def test_auto_impl_is_fast_on_cpu_and_xla_elsewhere():
+  expected = 'fast' if jax.default_backend() == 'cpu' else 'xla'
+  assert conv_lib.resolve_impl('auto') == expected
+  assert conv_lib.conv_primitive('auto') is conv_lib.conv_primitive(expected)
 
 
 def test_other_dimension_numbers_fall_back_to_lax():
