@@ -5,13 +5,17 @@ from typing import Iterable
 
 import ml_collections
 
+from dfflows.diffusion.timesteps import T_SAMPLINGS
+from dfflows.nets.conv import CONV_IMPLS
+
 CHOICES = {
     'data.name': ('mnist_embedded', 'mnist', 'mnist_idx', 'cifar10', 'celeb_a'),
     'data.dequantization': ('uniform',),
     'model.kind': ('diffflow', 'flow', 'ddpm'),
     'model.objective': ('bound', 'thesis_eq_4_6'),
     'model.unet_loss': ('hybrid', 'bound'),
-    'model.conv_impl': ('xla', 'fast'),
+    'model.conv_impl': CONV_IMPLS,
+    'model.t_sampling': T_SAMPLINGS,
     'unet.dtype': ('float32', 'bfloat16'),
     'flow.coupling': ('spline', 'affine'),
     'flow.mask': ('channel', 'checkerboard'),
@@ -23,11 +27,12 @@ CHOICES = {
 # Sections and keys whose values may change between a run and its resumption (the
 # keys change how the model is computed, not what it is).
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
-RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat')
+RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling')
 CONFIG_FILE = 'config.json'
 # Keys added after workdirs were first written: a saved config without one ran with
 # this value, so resuming it with the same value is not a difference.
-ADDED_KEYS = {'unet.dtype': 'float32', 'unet.remat': False}
+ADDED_KEYS = {'unet.dtype': 'float32', 'unet.remat': False, 'model.variance_skip': False,
+              'model.t_sampling': 'uniform', 'optim.ema_warmup': False}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):

@@ -50,3 +50,16 @@ def consecutive_bad_steps(state: TrainState) -> jnp.ndarray:
 def ema_update(ema: Any, params: Any, decay: float) -> Any:
   """ema <- decay * ema + (1 - decay) * params."""
   return optax.incremental_update(params, ema, step_size=1.0 - decay)
+
+
+def ema_decay_at(step: jnp.ndarray, ema_decay: float, warmup: bool) -> jnp.ndarray:
+  """The EMA decay used after `step` updates: min(ema_decay, (1 + step) / (10 + step)) with warmup.
+
+  Without warmup, after n steps a fraction ema_decay**n of the average is still the
+  initial weights (91% after 89 steps at 0.999); with it the early average follows
+  the params.
+  """
+  if not warmup:
+    return jnp.asarray(ema_decay, jnp.float32)
+  step = step.astype(jnp.float32)
+  return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))

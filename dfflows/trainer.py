@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dfflows import batching
 from dfflows.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
-                                 create_train_state, ema_update)
+                                 create_train_state, ema_decay_at, ema_update)
 
 
 def maybe_initialize_distributed(dist: ml_collections.ConfigDict) -> None:
@@ -43,9 +43,9 @@ def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ('data',))
 
 
-def train_step(model: Any, tx: Any, ema_decay: float, base_key: jax.Array,
+def train_step(model: Any, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
                state: TrainState, batch: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
-  """One optimizer step on a global batch of uint8 images."""
+  """One optimizer step on a global batch of uint8 images; `ema` = (decay, warmup)."""
   key = jax.random.fold_in(base_key, state.step)
   grad_fn = jax.value_and_grad(lambda p: model.loss(p, batch, key, train=True), has_aux=True)
   (loss, metrics), grads = grad_fn(state.params)
@@ -55,20 +55,30 @@ def train_step(model: Any, tx: Any, ema_decay: float, base_key: jax.Array,
   params = jax.tree.map(lambda p, u: p + u, state.params, updates)
   metrics['grad_norm'] = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
   new_state = TrainState(step=state.step + 1, params=params,
-                         ema_params=ema_update(state.ema_params, params, ema_decay),
+                         ema_params=ema_update(state.ema_params, params,
+                                              ema_decay_at(state.step, *ema)),
                          opt_state=opt_state)
   metrics['bad_streak'] = consecutive_bad_steps(new_state)
   return new_state, metrics
 
 
-def train_steps(model: Any, tx: Any, ema_decay: float, base_key: jax.Array, state: TrainState,
+def train_steps(model: Any, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
+                state: TrainState,
                 batches: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
-  """`lax.scan` of train_step over batches [steps, B, ...]; returns mean metrics.
+  """train_step over batches [steps, B, ...]; returns mean metrics.
 
-  'bad_streak' is the largest count of consecutive skipped (NaN/Inf) steps in the call.
+  One batch runs as a plain step; more run in a `lax.scan`. On XLA:CPU a while
+  loop costs even with the canonical-conv VJP of `nets/conv.py` (stride-2
+  convolutions, gathers: about 1.3x per step measured), so CPU runs keep
+  `train.steps_per_call=1`. 'bad_streak' is the largest count of consecutive
+  skipped (NaN/Inf) steps in the call.
   """
-  step = functools.partial(train_step, model, tx, ema_decay, base_key)
-  state, metrics = jax.lax.scan(step, state, batches)
+  step = functools.partial(train_step, model, tx, ema, base_key)
+  if batches.shape[0] == 1:
+    state, metrics = step(state, batches[0])
+    metrics = jax.tree.map(lambda m: m[None], metrics)
+  else:
+    state, metrics = jax.lax.scan(step, state, batches)
   streak = metrics.pop('bad_streak')
   return state, {**jax.tree.map(jnp.mean, metrics), 'bad_streak': jnp.max(streak)}
 
@@ -93,8 +103,9 @@ class Trainer:
     self.data = NamedSharding(mesh, P('data'))
     self.tx = create_optimizer(config.optim, config.train.num_steps)
     self.base_key = jax.random.PRNGKey(config.seed)
-    self.train = jax.jit(functools.partial(train_steps, model, self.tx, config.optim.ema_decay,
-                                           self.base_key), donate_argnums=0)
+    ema = (config.optim.ema_decay, config.optim.ema_warmup)
+    self.train = jax.jit(functools.partial(train_steps, model, self.tx, ema, self.base_key),
+                         donate_argnums=0)
     self.eval = jax.jit(functools.partial(eval_sums, model))
     self.sample = jax.jit(model.sample, static_argnames=('num', 'num_steps'))
 

@@ -39,7 +39,9 @@ def build_model(config: ml_collections.ConfigDict):
                      latent_squeeze=config.model.latent_squeeze,
                      objective=config.model.objective, unet_loss=config.model.unet_loss,
                      vlb_weight=config.diffusion.vlb_weight,
-                     eps_skip=config.model.eps_skip, **sampling)
+                     eps_skip=config.model.eps_skip,
+                     variance_skip=config.model.variance_skip,
+                     t_sampling=config.model.t_sampling, **sampling)
     channels = model.latent_shape[2] * (2 if learn else 1)
     unet = build_unet(config.unet, out_channels=channels, conv_impl=conv_impl)
     return dataclasses.replace(model, unet=unet)

@@ -7,8 +7,9 @@ variables, then the diffusion variational bound on the latent):
     L_vlb(z0) = KL(q(z_T|z0) || N(0,I)) + sum_{t>=1} KL(q(z_{t-1}|z_t,z0) || p(z_{t-1}|z_t))
                 - log p(z0|z_1).
 
-Training uses an unbiased one-sample estimate, prior + L_0 + (T-1) L_t with t
-uniform in 1..T-1 (see `bound_terms`). The
+Training uses an unbiased one-sample estimate, prior + L_0 + L_t / p_t with t ~ p
+on 1..T-1, stratified over the batch (`t_sampling`: 'importance', the default, or
+'uniform'; see `dfflows.diffusion.timesteps` and `bound_terms`). The
 flow always gets its gradient from this bound. With `unet_loss='hybrid'` the
 U-Net is trained by Improved DDPM's L_simple + lambda * L_vlb instead, computed
 on a stop-gradient latent, while the bound is computed with stop-gradient U-Net
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfflows.diffusion import samplers
+from dfflows.diffusion import samplers, timesteps
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
 from dfflows.flows import squeeze, unsqueeze, uniform_dequantize
 from dfflows.metrics.bpd import LOG2, continuous_nats_to_bpd
@@ -49,12 +50,22 @@ class DiffFlow:
   sampler: str = 'ancestral'
   ddim_eta: float = 0.0
   eps_skip: bool = True
+  variance_skip: bool = True
+  t_sampling: str = 'importance'
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
       raise ValueError(f'Unknown objective {self.objective!r}; expected one of {OBJECTIVES}.')
     if self.unet_loss not in UNET_LOSSES:
       raise ValueError(f'Unknown unet_loss {self.unet_loss!r}; expected one of {UNET_LOSSES}.')
+    if self.t_sampling not in timesteps.T_SAMPLINGS:
+      raise ValueError(f'Unknown t_sampling {self.t_sampling!r}; expected one of '
+                       f'{timesteps.T_SAMPLINGS}.')
+
+  @property
+  def t_probs(self) -> np.ndarray:
+    """Probabilities p_t (t = 0..T-1, p_0 = 0) of the bound's one-sample t."""
+    return timesteps.timestep_probs(self.diffusion.alphas_cumprod, self.t_sampling)
 
   @property
   def latent_shape(self) -> Tuple[int, int, int]:
@@ -88,19 +99,25 @@ class DiffFlow:
   def _unet_fn(self, unet_params: Params, train: bool, key: jax.Array):
     """The eps/v network as a model_fn(x_t, t) for fixed params and dropout key.
 
-    With `eps_skip`, eps_hat = sqrt(1 - abar_t) x_t + U-Net(x_t, t): the exact
-    E[eps | x_t] for z0 ~ N(0, I), which the flow's latent approaches. Without
-    it a zero-initialised U-Net predicts eps_hat = 0, and the KL term at t = T-1
-    (beta ~ 1, mean error amplified by 1/sqrt(alpha_t) ~ 30) alone adds about
-    500 nats per dimension to the initial bound.
+    A Gaussian residual, so that the DiffFlow at init is the flow with a N(0, I)
+    prior: with `eps_skip`, eps_hat = sqrt(1 - abar_t) x_t + U-Net(x_t, t), the
+    exact E[eps | x_t] for z0 ~ N(0, I), which the flow's latent approaches;
+    with `variance_skip` (learned sigma) the raw variance output is 1 + U-Net's,
+    so the reverse variance starts at beta_t, the exact Var(z_{t-1} | z_t) for
+    N(0, I) latents. A zero-initialised U-Net without the eps skip predicts
+    eps_hat = 0, and the KL term at t = T-1 (beta ~ 1, mean error amplified by
+    1/sqrt(alpha_t) ~ 30) alone adds about 500 nats per dimension to the initial
+    bound.
     """
     def model_fn(x_t, t):
       out = self.unet.apply(unet_params, x_t, t, train=train, rngs={'dropout': key})
-      if not self.eps_skip:
-        return out
-      skip = self.diffusion.gather(self.diffusion.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t
       c = x_t.shape[-1]
-      return out.at[..., :c].add(skip)
+      if self.eps_skip:
+        skip = self.diffusion.gather(self.diffusion.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t
+        out = out.at[..., :c].add(skip)
+      if self.variance_skip and self.diffusion.learn_sigma:
+        out = out.at[..., c:].add(1.0)
+      return out
     return model_fn
 
   def encode(self, params: Params, x: jnp.ndarray, key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -113,14 +130,14 @@ class DiffFlow:
   def bound_terms(self, model_fn, z0: jnp.ndarray, key: jax.Array):
     """Unbiased one-sample bound on -log p(z0) in nats, and the diffusion terms at its t.
 
-    prior + L_0 + (T-1) L_t with t ~ U{1..T-1}: the decoder term L_0 is computed for
-    every example rather than sampled, since T * L_0 (about -T * 3 nats per dim) would
-    otherwise dominate the estimator's variance.
+    prior + L_0 + L_t / p_t with t ~ `t_probs` (stratified over the batch): the
+    decoder term L_0 is computed for every example rather than sampled, since
+    T * L_0 (about -T * 3 nats per dim) would otherwise dominate the variance.
     """
     k_t, k_noise = jax.random.split(key)
     d = self.diffusion
     batch = z0.shape[0]
-    t = jax.random.randint(k_t, (batch,), 1, d.num_timesteps)
+    t, weight = timesteps.sample_timesteps(k_t, batch, self.t_probs)
     # One network call on [z0 at t; z0 at t=0] (batch 2B) rather than two calls: the
     # same FLOPs, but one copy of the U-Net in the compiled graph (compile time).
     both = d.training_losses(model_fn, jnp.concatenate([z0, z0]), k_noise,
@@ -128,19 +145,19 @@ class DiffFlow:
                              vlb_weight=self.vlb_weight)
     terms = jax.tree.map(lambda a: a[:batch], both)
     decoder = both['vlb_t'][batch:]
-    nats = d.prior_kl(z0) + decoder + (d.num_timesteps - 1) * terms['vlb_t']
+    nats = d.prior_kl(z0) + decoder + weight * terms['vlb_t']
     return nats, terms
 
   def loss(self, params: Params, x: jnp.ndarray, key: jax.Array,
            train: bool = True) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
     """Training loss and per-batch metrics (bits/dim and its parts)."""
-    k_deq, k_tn, k_drop = jax.random.split(key, 3)
+    k_deq, k_bound, k_hybrid, k_drop = jax.random.split(key, 4)
     z0, logdet = self.encode(params, x, k_deq)
     dims = common.num_dims(self.image_shape)
     sg = jax.lax.stop_gradient
     joint = self.objective == 'thesis_eq_4_6' or self.unet_loss == 'bound'
     unet_params = params['unet'] if joint else sg(params['unet'])
-    nats, terms = self.bound_terms(self._unet_fn(unet_params, train, k_drop), z0, k_tn)
+    nats, terms = self.bound_terms(self._unet_fn(unet_params, train, k_drop), z0, k_bound)
     bpd = continuous_nats_to_bpd(nats - logdet, dims)
     metrics = {
         'bpd': bpd.mean(),
@@ -155,8 +172,9 @@ class DiffFlow:
     elif self.unet_loss == 'bound':
       loss = bpd.mean()
     else:
+      # Its own t and noise, independent of the bound's (LSGM's disjoint training).
       hybrid = self.diffusion.training_losses(self._unet_fn(params['unet'], train, k_drop),
-                                              sg(z0), k_tn, vlb_weight=self.vlb_weight)
+                                              sg(z0), k_hybrid, vlb_weight=self.vlb_weight)
       loss = bpd.mean() + hybrid['loss'].mean()
       metrics['l_simple'] = hybrid['l_simple'].mean()
     metrics['loss'] = loss

@@ -36,7 +36,7 @@ def _by_hand(model, params, x, key):
 
 def _by_hand_eager(model, params, x, key):
   d = model.diffusion
-  k_deq, k_tn, _ = jax.random.split(key, 3)
+  k_deq, k_tn, _, _ = jax.random.split(key, 4)
   u = uniform_dequantize(k_deq, x)
   z, logdet = model.flow.apply(params['flow'], u, method='forward')
   z0 = model.to_latent(z)
@@ -44,11 +44,22 @@ def _by_hand_eager(model, params, x, key):
 
   def eps_model(x_t, t):
     out = model.unet.apply(params['unet'], x_t, t, train=False)
-    # eps_skip: eps_hat = sqrt(1 - prod_{s<=t}(1 - beta_s)) x_t + U-Net output.
-    return out.at[..., :z0.shape[-1]].add(jnp.sqrt(1.0 - abar[t])[:, None, None, None] * x_t)
+    # eps_skip: eps_hat = sqrt(1 - prod_{s<=t}(1 - beta_s)) x_t + U-Net output;
+    # variance_skip: raw v = 1 + U-Net output.
+    c = z0.shape[-1]
+    out = out.at[..., :c].add(jnp.sqrt(1.0 - abar[t])[:, None, None, None] * x_t)
+    return out.at[..., c:].add(1.0)
 
   k_t, k_noise = jax.random.split(k_tn)
-  t = jax.random.randint(k_t, (x.shape[0],), 1, d.num_timesteps)
+  # Importance-sampled t, stratified: p_t ~ log(1 - abar_t) - log(1 - abar_{t-1}), t >= 1.
+  abar64 = np.cumprod(1.0 - np.asarray(d.betas, np.float64))
+  p = np.log(1.0 - abar64) - np.log(np.concatenate([[1.0], 1.0 - abar64[:-1]]))
+  p[0] = 0.0
+  p /= p.sum()
+  b = x.shape[0]
+  u = jnp.mod(jax.random.uniform(k_t, ()) + jnp.arange(b) / b, 1.0)
+  t = jnp.sum(jnp.asarray(np.cumsum(p), jnp.float32)[None, :] <= u[:, None], axis=1)
+  weight = jnp.asarray(np.divide(1.0, p, out=np.zeros_like(p), where=p > 0), jnp.float32)[t]
   # One normal draw for [z0 at t; z0 at t=0] (the model makes one batched network call).
   noise, noise_0 = jnp.split(
       jax.random.normal(jax.random.split(k_noise)[1], (2 * z0.shape[0],) + z0.shape[1:]), 2)
@@ -57,16 +68,16 @@ def _by_hand_eager(model, params, x, key):
   t0 = jnp.zeros_like(t)
   x_1 = d.q_sample(z0, t0, noise_0)
   decoder = d.vlb_term(eps_model(x_1, t0), z0, x_1, t0)
-  return z0, logdet, t, noise, x_t, out, decoder
+  return z0, logdet, t, weight, noise, x_t, out, decoder
 
 
 def test_diffflow_loss_is_negative_logdet_plus_vlb_by_hand(diffflow):
   model, params, x = diffflow
   key = jax.random.PRNGKey(3)
   _, metrics = jax.jit(model.loss, static_argnames='train')(params, x, key, train=False)
-  z0, logdet, t, _, x_t, out, decoder = _by_hand(model, params, x, key)
+  z0, logdet, t, weight, _, x_t, out, decoder = _by_hand(model, params, x, key)
   d = model.diffusion
-  nats = -logdet + decoder + (d.num_timesteps - 1) * d.vlb_term(out, z0, x_t, t) + d.prior_kl(z0)
+  nats = -logdet + decoder + weight * d.vlb_term(out, z0, x_t, t) + d.prior_kl(z0)
   dims = 32 * 32
   expected = (nats + dims * math.log(256)) / (dims * math.log(2))
   np.testing.assert_allclose(metrics['bpd'], expected.mean(), rtol=1e-5)
@@ -81,7 +92,7 @@ def test_thesis_objective_is_printed_loss_by_hand():
   params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
   key = jax.random.PRNGKey(2)
   loss, _ = jax.jit(model.loss, static_argnames='train')(params, x, key, train=False)
-  z0, logdet, t, noise, x_t, out, _ = _by_hand(model, params, x, key)
+  z0, logdet, t, _, noise, x_t, out, _ = _by_hand(model, params, x, key)
   d = model.diffusion
   eps = out[..., :z0.shape[-1]]
   l_simple = jnp.mean((eps - noise)**2, axis=(1, 2, 3))
@@ -193,3 +204,23 @@ def test_trajectory_ends_at_the_sample_and_starts_at_the_prior_draw(diffflow, tm
   visualize.save_trajectory_strip(z, x, path)
   from PIL import Image  # pylint: disable=g-import-not-at-top
   assert np.asarray(Image.open(path)).shape == (4 * 34 + 2, 3 * 34 + 2)  # 2 rows per sample
+
+
+def test_diffflow_at_init_is_the_flow_with_a_gaussian_prior():
+  """eps_skip + variance_skip: at init the reverse process is exact for N(0, I) latents."""
+  config = tiny_config('diffflow')
+  model = build_model(config)
+  x = jnp.asarray(random_images(64))
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+  model_fn = model._unet_fn(params['unet'], False, jax.random.PRNGKey(1))  # pylint: disable=protected-access
+  z0 = jax.random.normal(jax.random.PRNGKey(2), (256,) + model.latent_shape)
+  dims = z0[0].size
+  bound = jax.jit(model.diffusion.full_bound, static_argnums=0)(
+      model_fn, z0, jax.random.PRNGKey(3))['total_nats'] / dims
+  exact = np.mean(0.5 * np.log(2 * np.pi) + 0.5 * np.asarray(z0)**2, axis=(1, 2, 3))
+  assert abs(float(np.mean(bound - exact))) < 0.01
+  # Whole model: the DiffFlow's full bound against the flow-only exact NLL, same flow params.
+  flow_model = build_model(tiny_config('flow'))
+  flow_bpd = flow_model.eval_bpd({'flow': params['flow']}, x, jax.random.PRNGKey(4))
+  diff_bpd = jax.jit(model.full_bpd)(params, x, jax.random.PRNGKey(4))
+  assert abs(float(jnp.mean(diff_bpd - flow_bpd))) < 0.01
