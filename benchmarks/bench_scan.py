@@ -21,7 +21,8 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
-from bench_train import bench_train, cpu_model, load_config
+from bench_train import bench_train, load_config
+from dfflows.machine import cpu_model
 from dfflows.nets import conv as conv_lib
 
 _DN = ('NHWC', 'HWIO', 'NHWC')

@@ -26,20 +26,9 @@ from typing import Dict, List
 import jax
 import numpy as np
 
+from dfflows.machine import cpu_model
 from dfflows.trainer import Trainer, make_mesh
 from dfflows.models import build_model, image_shape
-
-
-def cpu_model() -> str:
-  """The CPU model name from /proc/cpuinfo (every figure is printed with it)."""
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return 'unknown CPU'
 
 
 def apply_override(config, setting: str) -> None:

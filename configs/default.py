@@ -18,17 +18,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.manual_dir = ''  # IDX files for 'mnist_idx' (e.g. ../shared/data/mnist).
   config.data.image_size = 32  # MNIST is zero-padded 28 -> 32; CelebA is cropped and resized.
   config.data.channels = 1
-  config.data.dequantization = 'uniform'  # uniform | variational
 
   config.model = ml_collections.ConfigDict()
   config.model.kind = 'diffflow'  # diffflow | flow | ddpm
   # 'bound': -log|det df/dx| + L_vlb(f(x)) (valid). 'thesis_eq_4_6': the thesis's
   # printed L_simple + log|det df/dx| (invalid; kept as an ablation: it collapses).
   config.model.objective = 'bound'
-  # Signal for the U-Net in a DiffFlow: 'hybrid' (L_simple + vlb_weight * L_vlb with
-  # stop-gradient on the mean, the flow still trained on the bound) or 'bound'.
-  config.model.unet_loss = 'hybrid'
-  # DiffFlow eps-network predicts sqrt(1 - abar_t) x_t + U-Net(x_t, t) (optimal for N(0, I) latents).
+  # Signal for the U-Net in a DiffFlow: 'bound' (flow and U-Net trained on the bound in one
+  # pass) or 'hybrid' (Improved DDPM's L_simple + vlb_weight * L_vlb with stop-gradient on the
+  # mean, on a stop-gradient latent, in a second U-Net pass; the flow still trained on the
+  # bound). Measured on this config, same seed, 500 steps: train bound estimate 2.12 bits/dim
+  # with 'bound' vs 5.24 with 'hybrid', whose U-Net never learns the t = T-1 term.
+  config.model.unet_loss = 'bound'
   config.model.eps_skip = True
   # Learned variance starts at beta_t (exact for N(0, I) latents): with eps_skip the
   # DiffFlow at init is the flow with a Gaussian prior, and the diffusion can only add.
@@ -76,7 +77,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.diffusion.ddim_eta = 0.0
 
   config.optim = ml_collections.ConfigDict()
-  config.optim.name = 'adamw'
   config.optim.lr = 1e-3
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
@@ -90,19 +90,18 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 32  # Global batch, split across all devices of all hosts.
-  config.train.num_steps = 300
+  config.train.num_steps = 2500  # About 11 minutes on 2 CPU cores (README).
   config.train.steps_per_call = 1  # Train steps per jitted call (lax.scan).
-  config.train.log_every = 25
-  config.train.eval_every = 150
-  config.train.checkpoint_every = 100
-  config.train.sample_every = 300
+  config.train.log_every = 100
+  config.train.eval_every = 500
+  config.train.checkpoint_every = 500
+  config.train.sample_every = 2500
   config.train.keep_checkpoints = 3
   config.train.max_bad_steps = 5  # Consecutive NaN/Inf steps tolerated before stopping.
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 64
   config.eval.num_examples = 256  # Test examples for eval bits/dim (0 = whole split).
-  config.eval.full_bound_every = 0  # Full sum over all t in periodic eval (0 = one-sample estimate).
   config.eval.num_samples = 16  # Samples in the periodic PNG grid.
   config.eval.fid_num_samples = 256
   config.eval.classifier_steps = 3000  # Training steps of the FID feature classifier.

@@ -81,17 +81,3 @@ def eval_batches(images: np.ndarray, batch_size: int, num_examples: int = 0,
     batch = images[np.minimum(index, num_examples - 1)]
     batch[mask == 0] = 0
     yield batch, mask
-
-
-def shard_for_devices(batch: np.ndarray, num_devices: int) -> np.ndarray:
-  """Reshapes [B, ...] to [num_devices, B // num_devices, ...]."""
-  batch = np.asarray(batch)
-  if num_devices <= 0 or batch.ndim == 0 or batch.shape[0] % num_devices:
-    raise ValueError(f'Batch of shape {batch.shape} cannot be split evenly over '
-                     f'{num_devices} device(s).')
-  return batch.reshape((num_devices, batch.shape[0] // num_devices) + batch.shape[1:])
-
-
-def num_train_steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
-  """Returns the number of (full) global batches in one epoch."""
-  return _steps_per_epoch(num_examples, global_batch_size)

@@ -10,7 +10,6 @@ from dfflows.nets.conv import CONV_IMPLS
 
 CHOICES = {
     'data.name': ('mnist_embedded', 'mnist', 'mnist_idx', 'cifar10', 'celeb_a'),
-    'data.dequantization': ('uniform',),
     'model.kind': ('diffflow', 'flow', 'ddpm'),
     'model.objective': ('bound', 'thesis_eq_4_6'),
     'model.unet_loss': ('hybrid', 'bound'),
@@ -29,6 +28,8 @@ CHOICES = {
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
 RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling')
 CONFIG_FILE = 'config.json'
+# Keys that older workdirs saved and that no longer exist (nothing read them).
+REMOVED_KEYS = ('data.dequantization', 'eval.full_bound_every', 'optim.name')
 # Keys added after workdirs were first written: a saved config without one ran with
 # this value, so resuming it with the same value is not a difference.
 ADDED_KEYS = {'unet.dtype': 'float32', 'unet.remat': False, 'model.variance_skip': False,
@@ -82,8 +83,14 @@ def _diff(a: dict, b: dict, prefix: str = '') -> Iterable[str]:
       yield f'{prefix}{key}: {va!r} (workdir) vs {vb!r} (now)'
 
 
-def _fill_added_keys(saved: dict) -> dict:
-  """`saved` with the keys of ADDED_KEYS it lacks set to their implied values."""
+def _upgrade_saved(saved: dict) -> dict:
+  """`saved` without REMOVED_KEYS and with the ADDED_KEYS it lacks set to their implied values."""
+  for dotted in REMOVED_KEYS:
+    *sections, key = dotted.split('.')
+    d = saved
+    for section in sections:
+      d = d.get(section, {})
+    d.pop(key, None)
   for dotted, value in ADDED_KEYS.items():
     *sections, key = dotted.split('.')
     d = saved
@@ -98,7 +105,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(path):
     with open(path) as f:
-      saved = _fill_added_keys(json.load(f))
+      saved = _upgrade_saved(json.load(f))
     diffs = list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
                        _model_sections(config)))
     if diffs:

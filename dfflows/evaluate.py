@@ -22,6 +22,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from dfflows import train, visualize
+from dfflows import batching
+from dfflows import trainer as trainer_lib
 from dfflows.checkpoints import Checkpoints
 from dfflows.data import input_pipeline
 from dfflows.metrics import classifier, fid
@@ -36,7 +38,7 @@ flags.DEFINE_integer('fid_samples', 0, 'Samples for FID (0 = config.eval.fid_num
 flags.DEFINE_integer('sample_steps', 0, 'Reverse steps (0 = config.diffusion.sample_steps).')
 
 
-def restore_state(config: ml_collections.ConfigDict, workdir: str, trainer: train.Trainer,
+def restore_state(config: ml_collections.ConfigDict, workdir: str, trainer: trainer_lib.Trainer,
                   init_batch: np.ndarray, which: str):
   """EMA params and step of the run's best (falling back to latest) checkpoint."""
   target = trainer.init_state(init_batch)
@@ -50,7 +52,7 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str, trainer: trai
   return state, step
 
 
-def bpd_and_mse(trainer: train.Trainer, params: Any, images: np.ndarray, num_examples: int,
+def bpd_and_mse(trainer: trainer_lib.Trainer, params: Any, images: np.ndarray, num_examples: int,
                 batch_size: int) -> Dict[str, float]:
   """Full-bound bits/dim (mean, stderr) and one-sample eps-MSE over test images."""
   model = trainer.model
@@ -58,7 +60,7 @@ def bpd_and_mse(trainer: train.Trainer, params: Any, images: np.ndarray, num_exa
   full = jax.jit(model.full_bpd)
   loss = jax.jit(lambda p, x, k: model.loss(p, x, k, train=False)[1])
   bpds, mses = [], []
-  for i, (batch, mask) in enumerate(input_pipeline.eval_batches(images, batch_size, num_examples)):
+  for i, (batch, mask) in enumerate(batching.eval_batches(images, batch_size, num_examples)):
     k = jax.random.fold_in(key, i)
     keep = np.asarray(mask, bool)
     bpds.append(np.asarray(full(params, batch, k))[keep])
@@ -100,7 +102,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
              num_examples: int = 0, fid_samples: int = 0, sample_steps: int = 0) -> Dict:
   """Computes every metric of a run and writes eval.json; returns the dict."""
   model = build_model(config)
-  trainer = train.Trainer(config, model, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
   train_images, _ = input_pipeline.load_split(config.data, 'train')
   test_images, test_labels = input_pipeline.load_split(config.data, 'test')
   state, step = restore_state(config, workdir, trainer, train_images[:config.train.batch_size],
@@ -112,6 +114,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   result = {'step': step, 'checkpoint': which, 'model': config.model.kind,
             'params': int(sum(x.size for x in jax.tree.leaves(params)))}
   result.update(bpd_and_mse(trainer, params, test_images, num_examples, config.eval.batch_size))
+  result['bpd_estimator'] = ('exact NLL of the flow' if config.model.kind == 'flow' else
+                             'full variational bound, every t summed')
+  result['bpd_params'] = 'EMA'
+  # Early in a run the EMA may lag the params: report the raw params' bits/dim beside it.
+  raw = bpd_and_mse(trainer, state.params, test_images, num_examples, config.eval.batch_size)
+  result['bpd_raw_params'], result['bpd_raw_params_stderr'] = raw['bpd'], raw['bpd_stderr']
 
   temperature = config.model.temperature
   key = jax.random.fold_in(trainer.base_key, 2**30 + 3)
@@ -140,6 +148,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   result['fid'] = fid.fid_from_stats(fid.feature_stats(fid.batched_features(feats, samples, 500)),
                                      ref)
   result['fid_num_samples'] = n
+  result['fid_features'] = 'dfflows MNIST classifier, penultimate layer (test split reference)'
+  result['samples_mean_top_class_probability'] = classifier.mean_top_probability(cls_params,
+                                                                               samples)
   visualize.save_image_grid(samples[:64], os.path.join(workdir, 'eval_samples.png'))
   if hasattr(trainer.model, 'trajectory'):  # DiffFlow: the reverse chain z_T -> z0 -> x.
     z, x = jax.jit(trainer.model.trajectory, static_argnames=('num', 'num_steps'))(

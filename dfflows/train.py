@@ -1,7 +1,7 @@
 """Training loop: config -> data, model, jitted data-parallel train step, checkpoints, metrics.
 
 The train step, the `Trainer` holding the compiled functions and the device
-mesh are in `dfflows.trainer` (re-exported here); this module adds the data,
+mesh are in `dfflows.trainer`; this module adds the data,
 periodic evaluation, samples, metric writers, checkpoints and fault handling.
 """
 import json
@@ -15,15 +15,15 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers, periodic_actions
+from clu import metric_writers
 
 from dfflows import config_checks, visualize
+from dfflows import batching
 from dfflows.checkpoints import Checkpoints
 from dfflows.data import input_pipeline
 from dfflows.models import build_model
 from dfflows.train_state import TrainState
-from dfflows.trainer import (Trainer, eval_sums, make_mesh,  # pylint: disable=unused-import
-                             maybe_initialize_distributed, train_step, train_steps)
+from dfflows.trainer import Trainer, make_mesh, maybe_initialize_distributed
 
 METRICS_FILE = 'metrics.jsonl'
 
@@ -53,6 +53,34 @@ def _log_model_size(trainer: Trainer, state: TrainState, batch: jax.Array) -> Ca
   return compiled
 
 
+class _Progress:
+  """Steps/s, images/s and ETA from wall time between log points (after blocking on results).
+
+  Time spent in evaluation, checkpoints and samples is excluded (`pause`), and the
+  first interval starts after the train step is compiled.
+  """
+
+  def __init__(self, step: int, num_steps: int, batch_size: int):
+    self.num_steps, self.batch_size = num_steps, batch_size
+    self.step, self.time = step, time.perf_counter()
+
+  def pause(self, seconds: float) -> None:
+    """Excludes `seconds` (eval, checkpoint, samples) from the current interval."""
+    self.time += seconds
+
+  def line(self, step: int, scalars: Dict[str, float]) -> str:
+    """The console line of a log point; restarts the interval."""
+    now = time.perf_counter()
+    rate = (step - self.step) / max(now - self.time, 1e-9)
+    self.step, self.time = step, now
+    eta = (self.num_steps - step) / max(rate, 1e-9)
+    text = (f'step {step}/{self.num_steps} | {rate:.2f} steps/s, {rate * self.batch_size:.0f} '
+            f'images/s | ETA {int(eta // 60)}m{int(eta % 60):02d}s | loss {scalars["train/loss"]:.4f}')
+    if 'train/bpd' in scalars:
+      text += f' | train bpd {scalars["train/bpd"]:.3f} (one-sample bound estimate)'
+    return text
+
+
 def _install_stop_handlers(stop: threading.Event) -> Dict[int, Any]:
   """SIGTERM/SIGINT set `stop` (checkpoint, then exit cleanly); returns the old handlers."""
   if threading.current_thread() is not threading.main_thread():
@@ -75,7 +103,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   test_images, _ = input_pipeline.load_split(config.data, 'test')
   trainer = Trainer(config, model, make_mesh())
   tc = config.train
-  first = next(input_pipeline.train_batches(train_images, tc.batch_size, config.seed))
+  first = next(batching.train_batches(train_images, tc.batch_size, config.seed))
   state = trainer.init_state(first)
   ckpts = Checkpoints(workdir, tc.keep_checkpoints)
   state, restored = ckpts.restore(state)
@@ -84,9 +112,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     logging.info('Resumed from checkpoint at step %d in %s.', step, ckpts.directory)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
-  report = periodic_actions.ReportProgress(num_train_steps=tc.num_steps, writer=writer,
-                                           every_steps=tc.log_every)
-  batches = input_pipeline.train_batches(train_images, tc.batch_size, config.seed,
+  batches = batching.train_batches(train_images, tc.batch_size, config.seed,
                                          start_step=step, process_index=jax.process_index(),
                                          process_count=jax.process_count())
   stop = threading.Event()
@@ -100,10 +126,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       batch = trainer.global_array(_stacked_batches(batches, k), trainer.stacked)
       if compiled is None:
         compiled = _log_model_size(trainer, state, batch)
+        progress = _Progress(step, tc.num_steps, tc.batch_size)
       prev, state, metrics = step, *compiled(state, batch)
       step += k
       pending.append(metrics)
-      report(step)
+      if len(pending) >= 2:
+        # At most one call queued ahead of the host, so a stop request ends within a
+        # step or two and the checkpoint holds the step reached at that moment.
+        jax.block_until_ready(pending[-2])
       if _crossed(prev, step, tc.log_every) or step >= tc.num_steps:
         # Host reads (which wait for the device) only at log points, not every step.
         fetched = jax.device_get(pending)
@@ -117,17 +147,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                    jax.tree.map(lambda *xs: np.mean(xs), *fetched).items()}
         scalars['train/bad_steps_total'] = float(state.opt_state.total_notfinite)
         pending = []
+        logging.info('%s', progress.line(step, scalars))
         _write(writer, metrics_path, step, scalars, is_chief)
+      t_other = time.perf_counter()
       if _crossed(prev, step, tc.checkpoint_every) or step >= tc.num_steps or stop.is_set():
         ckpts.save(state)
       if _crossed(prev, step, tc.eval_every) or step >= tc.num_steps:
         bpd, err = trainer.evaluate(state.ema_params, test_images)
+        logging.info('step %d | eval bpd %.3f +- %.3f on %d test images (EMA params; bound '
+                     'with one %s-sampled t per image: an unbiased estimate; '
+                     'dfflows.evaluate sums every t)', step, bpd, err,
+                     config.eval.num_examples or len(test_images), config.model.t_sampling)
         _write(writer, metrics_path, step, {'eval/bpd': bpd, 'eval/bpd_stderr': err}, is_chief)
         ckpts.save_best(state, bpd)
         if is_chief:
           visualize.plot_bpd(metrics_path, os.path.join(workdir, 'bpd.png'))
       if _crossed(prev, step, tc.sample_every) or step >= tc.num_steps:
         _write_samples(trainer, state, workdir, step, is_chief)
+      progress.pause(time.perf_counter() - t_other)
     if stop.is_set():
       logging.info('Stop requested: saved a checkpoint at step %d; rerun to resume.', step)
   finally:
@@ -136,6 +173,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     ckpts.close()
     writer.flush()
   return state
+
+
+def written_outputs(workdir: str) -> str:
+  """The run's outputs that exist in `workdir`, comma-separated (for the closing summary)."""
+  names = ('checkpoints', 'best', METRICS_FILE, 'bpd.png', 'samples.png', 'samples')
+  return ', '.join(n for n in names if os.path.exists(os.path.join(workdir, n)))
 
 
 def _write(writer, path: str, step: int, scalars: Dict[str, float], is_chief: bool) -> None:

@@ -20,6 +20,8 @@ import jax
 import numpy as np
 
 from dfflows import evaluate, train
+from dfflows import batching
+from dfflows import trainer as trainer_lib
 from dfflows.data import input_pipeline
 from dfflows.models import build_model, common as model_common
 from dfflows.models.ddpm import scale_images
@@ -47,7 +49,7 @@ def breakdown(kind: str, workdir: str, num_examples: int, estimator_draws: int =
   """Mean bits/dim of each term over `num_examples` test images."""
   config = mnist_table.saved_config(workdir)
   model = build_model(config)
-  trainer = train.Trainer(config, model, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
   train_images, _ = input_pipeline.load_split(config.data, 'train')
   test_images, _ = input_pipeline.load_split(config.data, 'test')
   state, step = evaluate.restore_state(config, workdir, trainer,
@@ -56,7 +58,7 @@ def breakdown(kind: str, workdir: str, num_examples: int, estimator_draws: int =
   d = model_common.num_dims(model.image_shape)
   to_bits = lambda nats: float(np.mean(nats)) / (d * math.log(2))
   parts = []
-  for i, (batch, mask) in enumerate(input_pipeline.eval_batches(test_images, 32, num_examples)):
+  for i, (batch, mask) in enumerate(batching.eval_batches(test_images, 32, num_examples)):
     out = jax.device_get(fn(state.ema_params, batch, jax.random.fold_in(trainer.base_key, i)))
     keep = np.asarray(mask, bool)
     parts.append({k: np.asarray(v)[keep] for k, v in out.items()})

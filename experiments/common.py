@@ -1,20 +1,20 @@
 """Shared helpers of the experiment scripts: run a config, read its metrics, write results."""
 import json
 import os
-import platform
 import subprocess
 import time
 from typing import Dict, List
 
-import jax
+import ml_collections
+
 
 from dfflows import train, visualize
+from dfflows.machine import describe
 
 
 def machine() -> str:
   """A one-line description of the machine and software."""
-  return (f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), '
-          f'jax {jax.__version__} on {jax.default_backend()} x{jax.device_count()}')
+  return describe()
 
 
 def git_commit() -> str:
@@ -23,6 +23,12 @@ def git_commit() -> str:
     return subprocess.check_output(['git', 'rev-parse', '--short', 'HEAD'], text=True).strip()
   except (OSError, subprocess.CalledProcessError):
     return 'unknown'
+
+
+def workdir_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run saved in `workdir` (config.json)."""
+  with open(os.path.join(workdir, 'config.json')) as f:
+    return ml_collections.ConfigDict(json.load(f))
 
 
 def run(config, workdir: str) -> Dict:

@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from configs import default
 from dfflows import evaluate, train, visualize
+from dfflows import trainer as trainer_lib
 from experiments import common
 
 KINDS = ('diffflow', 'flow', 'ddpm')
@@ -101,7 +102,7 @@ def trajectory_strip(workdir: str) -> str:
     from dfflows.data import input_pipeline  # pylint: disable=g-import-not-at-top
     from dfflows.models import build_model  # pylint: disable=g-import-not-at-top
     config = saved_config(os.path.join(workdir, 'diffflow'))
-    trainer = train.Trainer(config, build_model(config), train.make_mesh())
+    trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
     images, _ = input_pipeline.load_split(config.data, 'train')
     state, _ = evaluate.restore_state(config, os.path.join(workdir, 'diffflow'), trainer,
                                       images[:config.train.batch_size], 'latest')

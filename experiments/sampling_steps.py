@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from dfflows import evaluate, train
+from dfflows import trainer as trainer_lib
 from dfflows.data import input_pipeline
 from dfflows.metrics import fid
 from dfflows.models import build_model
@@ -31,7 +32,7 @@ from experiments import common, mnist_table
 
 def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
   """FID of n samples and seconds for 25 samples of the run in `workdir` at `steps` steps."""
-  trainer = train.Trainer(config, build_model(config), train.make_mesh())
+  trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
   train_images, _ = input_pipeline.load_split(config.data, 'train')
   state, step = evaluate.restore_state(config, workdir, trainer, train_images[:config.train.batch_size],
                                        'latest')

@@ -1,9 +1,16 @@
 """Small configs and data shared by the model and training tests."""
+import os
+
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from configs import default
+
+# The full MNIST IDX files, found relative to the repository root (../shared/data/mnist);
+# tests that need them skip with this path in the reason when it is absent.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_MNIST = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'data', 'mnist')
 
 
 def tiny_config(kind: str = 'diffflow') -> ml_collections.ConfigDict:

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from dfflows import train
+from dfflows import batching
+from dfflows import trainer as trainer_lib
 from dfflows.checkpoints import Checkpoints
 from dfflows.data import input_pipeline
 from tests.helpers import NaNOnMarkedBatch, tiny_config
@@ -48,7 +50,7 @@ def test_a_streak_of_nan_steps_stops_training_and_keeps_the_last_good_checkpoint
   config.train.max_bad_steps = 2
   build = train.build_model
   monkeypatch.setattr(train, 'build_model', lambda c: NaNOnMarkedBatch(build(c)))
-  batches = input_pipeline.train_batches
+  batches = batching.train_batches
 
   def poisoned(*args, start_step=0, **kwargs):
     for i, batch in enumerate(batches(*args, start_step=start_step, **kwargs)):
@@ -57,7 +59,7 @@ def test_a_streak_of_nan_steps_stops_training_and_keeps_the_last_good_checkpoint
         batch[0, 0, 0, 0] = 255
       yield batch
 
-  monkeypatch.setattr(input_pipeline, 'train_batches', poisoned)
+  monkeypatch.setattr(batching, 'train_batches', poisoned)
   workdir = str(tmp_path / 'run')
   with pytest.raises(FloatingPointError, match=r'2 consecutive train steps with NaN/Inf.*'
                      r'seen by step 4.*params hold no NaN/Inf.*Last good checkpoint: '
@@ -66,8 +68,8 @@ def test_a_streak_of_nan_steps_stops_training_and_keeps_the_last_good_checkpoint
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
   monkeypatch.undo()
   model = train.build_model(config)
-  trainer = train.Trainer(config, model, train.make_mesh())
-  first = next(input_pipeline.train_batches(
+  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
+  first = next(batching.train_batches(
       input_pipeline.load_split(config.data, 'train')[0], 8, config.seed))
   ckpts = Checkpoints(workdir, keep=3)
   restored, step = ckpts.restore(trainer.init_state(first))

@@ -14,6 +14,7 @@ from jax.sharding import Mesh
 from PIL import Image
 
 from dfflows import config_checks, train
+from dfflows import trainer as trainer_lib
 from dfflows.checkpoints import Checkpoints
 from dfflows.models import build_model
 from dfflows.train_state import consecutive_bad_steps
@@ -81,7 +82,7 @@ def test_two_devices_match_one_device():
   batch = random_images(8)
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:2]):
-    trainer = train.Trainer(config, model, Mesh(np.asarray(devices), ('data',)))
+    trainer = trainer_lib.Trainer(config, model, Mesh(np.asarray(devices), ('data',)))
     state = trainer.init_state(batch)
     batches = trainer.global_array(batch[None], trainer.stacked)
     assert len(batches.sharding.device_set) == len(devices)
@@ -94,7 +95,7 @@ def test_two_devices_match_one_device():
 
 def test_nan_steps_are_skipped_and_counted():
   config = tiny_config('flow')
-  trainer = train.Trainer(config, NaNOnMarkedBatch(build_model(config)),
+  trainer = trainer_lib.Trainer(config, NaNOnMarkedBatch(build_model(config)),
                           Mesh(np.asarray(jax.devices()[:1]), ('data',)))
   good = random_images(8)
   bad = good.copy()
@@ -183,6 +184,23 @@ def test_workdir_saved_before_a_key_existed_resumes_with_its_implied_value(tmp_p
   config_checks.check_workdir(config, str(tmp_path))
   assert json.loads((tmp_path / config_checks.CONFIG_FILE).read_text())['unet']['dtype'] == (
       'float32')
+
+
+def test_workdir_of_an_older_version_resumes_with_removed_and_added_keys(tmp_path):
+  old = tiny_config('diffflow')
+  old.model.variance_skip, old.optim.ema_warmup = False, False
+  saved = json.loads(old.to_json())
+  for dotted in config_checks.ADDED_KEYS:  # Written before these keys existed ...
+    section, key = dotted.split('.')
+    del saved[section][key]
+  saved['data']['dequantization'] = 'uniform'  # ... and with keys since removed.
+  saved['optim']['name'] = 'adamw'
+  saved['eval']['full_bound_every'] = 0
+  (tmp_path / config_checks.CONFIG_FILE).write_text(json.dumps(saved))
+  with pytest.raises(ValueError, match=r'model.variance_skip: False \(workdir\) vs True'):
+    config_checks.check_workdir(tiny_config('diffflow'), str(tmp_path))
+  old.model.t_sampling = 'importance'  # The estimator may change on resume.
+  config_checks.check_workdir(old, str(tmp_path))
 
 
 def test_evaluate_writes_eval_json_of_a_trained_run(tmp_path, data_dir):

@@ -2,11 +2,6 @@
 `mnist_embedded` (offline MNIST shipped with dfflows) and `mnist_idx` (local IDX files)."""
 from dfflows.data.input_pipeline import check_images
 from dfflows.data.input_pipeline import DATASETS
-from dfflows.data.input_pipeline import eval_batches
-from dfflows.data.input_pipeline import global_batch_indices
 from dfflows.data.input_pipeline import load_split
-from dfflows.data.input_pipeline import num_train_steps_per_epoch
-from dfflows.data.input_pipeline import shard_for_devices
-from dfflows.data.input_pipeline import train_batches
 from dfflows.data.mnist_embedded import MnistEmbedded
 from dfflows.data.mnist_idx import MnistIdx

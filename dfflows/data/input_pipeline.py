@@ -1,8 +1,7 @@
-"""Input pipelines: whole splits as uint8 numpy arrays, and deterministic batching.
+"""Input pipelines: whole splits as uint8 numpy arrays.
 
-`load_split` returns a preprocessed split in memory; the batching functions
-(`train_batches`, `eval_batches`, ...) live in `dfflows.batching` (no TensorFlow)
-and are re-exported here.
+`load_split` returns a preprocessed split in memory; batching (`train_batches`,
+`eval_batches`) is in `dfflows.batching`, which needs no TensorFlow.
 """
 from typing import Callable, Optional
 
@@ -13,8 +12,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from dfflows.batching import (eval_batches, global_batch_indices,  # pylint: disable=unused-import
-                              num_train_steps_per_epoch, shard_for_devices, train_batches)
 # Importing the builders registers `mnist_embedded` and `mnist_idx` with TFDS.
 from dfflows.data import mnist_embedded  # pylint: disable=unused-import
 from dfflows.data import mnist_idx  # pylint: disable=unused-import

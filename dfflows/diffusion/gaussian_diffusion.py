@@ -126,7 +126,6 @@ class GaussianDiffusion:
     alphas = 1.0 - betas
     self.alphas_cumprod = np.cumprod(alphas)
     self.alphas_cumprod_prev = np.append(1.0, self.alphas_cumprod[:-1])
-    self.alphas_cumprod_next = np.append(self.alphas_cumprod[1:], 0.0)
     self.sqrt_alphas_cumprod = np.sqrt(self.alphas_cumprod)
     self.sqrt_one_minus_alphas_cumprod = np.sqrt(1.0 - self.alphas_cumprod)
     self.log_one_minus_alphas_cumprod = np.log(1.0 - self.alphas_cumprod)

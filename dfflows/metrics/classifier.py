@@ -137,6 +137,16 @@ def accuracy(params: Params, images: np.ndarray, labels: np.ndarray, batch_size:
   return correct / images.shape[0]
 
 
+def mean_top_probability(params: Params, images: np.ndarray, batch_size: int = 1000,
+                         model: Classifier = Classifier()) -> float:
+  """Mean over `images` of the classifier's largest class probability (1.0: every image
+  is confidently some digit; 0.1: uniform over ten classes)."""
+  images = np.asarray(images)
+  tops = [np.max(jax.nn.softmax(_logits(params, images[s:s + batch_size], model)), -1)
+          for s in range(0, images.shape[0], batch_size)]
+  return float(np.mean(np.concatenate(tops)))
+
+
 @functools.partial(jax.jit, static_argnames='model')
 def _features(params: Params, images: jax.Array, model: Classifier) -> jax.Array:
   """Returns penultimate features of uint8 images."""

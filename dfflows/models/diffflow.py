@@ -7,8 +7,8 @@ variables, then the diffusion variational bound on the latent):
     L_vlb(z0) = KL(q(z_T|z0) || N(0,I)) + sum_{t>=1} KL(q(z_{t-1}|z_t,z0) || p(z_{t-1}|z_t))
                 - log p(z0|z_1).
 
-Training uses an unbiased one-sample estimate, prior + L_0 + L_t / p_t with t ~ p
-on 1..T-1, stratified over the batch (`t_sampling`: 'importance', the default, or
+Training uses an unbiased one-sample estimate, prior + L_0 + L_{T-1} + L_t / p_t
+with t ~ p on 1..T-2, stratified over the batch (`t_sampling`: 'importance', the default, or
 'uniform'; see `dfflows.diffusion.timesteps` and `bound_terms`). The
 flow always gets its gradient from this bound. With `unet_loss='hybrid'` the
 U-Net is trained by Improved DDPM's L_simple + lambda * L_vlb instead, computed
@@ -45,7 +45,7 @@ class DiffFlow:
   image_shape: Tuple[int, int, int]
   latent_squeeze: int = 0
   objective: str = 'bound'
-  unet_loss: str = 'hybrid'
+  unet_loss: str = 'bound'
   vlb_weight: float = 0.001
   sampler: str = 'ancestral'
   ddim_eta: float = 0.0
@@ -64,7 +64,7 @@ class DiffFlow:
 
   @property
   def t_probs(self) -> np.ndarray:
-    """Probabilities p_t (t = 0..T-1, p_0 = 0) of the bound's one-sample t."""
+    """Probabilities p_t (t = 0..T-1, p_0 = p_{T-1} = 0) of the bound's one-sample t."""
     return timesteps.timestep_probs(self.diffusion.alphas_cumprod, self.t_sampling)
 
   @property
@@ -130,22 +130,23 @@ class DiffFlow:
   def bound_terms(self, model_fn, z0: jnp.ndarray, key: jax.Array):
     """Unbiased one-sample bound on -log p(z0) in nats, and the diffusion terms at its t.
 
-    prior + L_0 + L_t / p_t with t ~ `t_probs` (stratified over the batch): the
-    decoder term L_0 is computed for every example rather than sampled, since
-    T * L_0 (about -T * 3 nats per dim) would otherwise dominate the variance.
+    prior + L_0 + L_{T-1} + L_t / p_t with t ~ `t_probs` on 1..T-2 (stratified over
+    the batch). The decoder term L_0 (about -3 nats per dim) and L_{T-1} (where
+    beta = 0.999 amplifies eps errors ~1000x) are computed for every example: sampled,
+    either would dominate the estimator's variance.
     """
     k_t, k_noise = jax.random.split(key)
     d = self.diffusion
     batch = z0.shape[0]
     t, weight = timesteps.sample_timesteps(k_t, batch, self.t_probs)
-    # One network call on [z0 at t; z0 at t=0] (batch 2B) rather than two calls: the
+    # One network call on [z0 at t; at 0; at T-1] (batch 3B) rather than three calls: the
     # same FLOPs, but one copy of the U-Net in the compiled graph (compile time).
-    both = d.training_losses(model_fn, jnp.concatenate([z0, z0]), k_noise,
-                             t=jnp.concatenate([t, jnp.zeros_like(t)]),
-                             vlb_weight=self.vlb_weight)
+    ends = [jnp.zeros_like(t), jnp.full_like(t, d.num_timesteps - 1)]
+    both = d.training_losses(model_fn, jnp.concatenate([z0] * 3), k_noise,
+                             t=jnp.concatenate([t] + ends), vlb_weight=self.vlb_weight)
     terms = jax.tree.map(lambda a: a[:batch], both)
-    decoder = both['vlb_t'][batch:]
-    nats = d.prior_kl(z0) + decoder + weight * terms['vlb_t']
+    decoder, last = both['vlb_t'][batch:2 * batch], both['vlb_t'][2 * batch:]
+    nats = d.prior_kl(z0) + decoder + last + weight * terms['vlb_t']
     return nats, terms
 
   def loss(self, params: Params, x: jnp.ndarray, key: jax.Array,

@@ -7,8 +7,8 @@ import pytest
 
 from dfflows.data import idx
 from tests.data import idx_testing
+from tests.helpers import SHARED_MNIST
 
-SHARED_MNIST = '/work/shared/data/mnist'
 
 
 @pytest.mark.parametrize('name', ['a-idx3-ubyte', 'a-idx3-ubyte.gz'])

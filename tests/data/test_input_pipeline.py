@@ -7,6 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from dfflows.data import input_pipeline as ip
+from dfflows import batching
 
 
 def _config(name, image_size, channels, **kwargs):
@@ -87,27 +88,27 @@ def test_check_images_errors(images, message):
 
 def test_train_batches_pure_in_seed_and_step():
   images = _images(23)
-  a = list(itertools.islice(ip.train_batches(images, 4, seed=3), 12))
-  b = list(itertools.islice(ip.train_batches(images, 4, seed=3), 12))
-  c = list(itertools.islice(ip.train_batches(images, 4, seed=4), 12))
+  a = list(itertools.islice(batching.train_batches(images, 4, seed=3), 12))
+  b = list(itertools.islice(batching.train_batches(images, 4, seed=3), 12))
+  c = list(itertools.islice(batching.train_batches(images, 4, seed=4), 12))
   for step, (x, y) in enumerate(zip(a, b)):
     np.testing.assert_array_equal(x, y)
-    np.testing.assert_array_equal(x[:, 0, 0, 0], ip.global_batch_indices(23, 4, 3, step))
+    np.testing.assert_array_equal(x[:, 0, 0, 0], batching.global_batch_indices(23, 4, 3, step))
   assert any((x != z).any() for x, z in zip(a, c))
 
 
 def test_train_batches_resume_equals_continuation():
   images = _images(23)
-  full = list(itertools.islice(ip.train_batches(images, 4, seed=1), 20))
+  full = list(itertools.islice(batching.train_batches(images, 4, seed=1), 20))
   for start in (0, 3, 5, 11, 17):
-    resumed = list(itertools.islice(ip.train_batches(images, 4, seed=1, start_step=start), 20 - start))
+    resumed = list(itertools.islice(batching.train_batches(images, 4, seed=1, start_step=start), 20 - start))
     for x, y in zip(full[start:], resumed):
       np.testing.assert_array_equal(x, y)
 
 
 def test_train_batches_each_epoch_is_a_permutation():
   n, batch = 23, 4  # 5 steps per epoch; 3 examples dropped each epoch.
-  batches = list(itertools.islice(ip.train_batches(_images(n), batch, seed=0), 15))
+  batches = list(itertools.islice(batching.train_batches(_images(n), batch, seed=0), 15))
   epochs = []
   for e in range(3):
     ids = np.concatenate([b[:, 0, 0, 0] for b in batches[5 * e:5 * e + 5]])
@@ -120,15 +121,15 @@ def test_train_batches_each_epoch_is_a_permutation():
 
 def test_train_batches_full_epoch_covers_every_example():
   ids = np.concatenate([b[:, 0, 0, 0] for b in itertools.islice(
-      ip.train_batches(_images(24), 6, seed=5), 4)])
+      batching.train_batches(_images(24), 6, seed=5), 4)])
   np.testing.assert_array_equal(np.sort(ids), np.arange(24))
 
 
 def test_train_batches_process_slices_concatenate():
   images = _images(30)
-  global_batches = list(itertools.islice(ip.train_batches(images, 6, seed=2, start_step=4), 7))
+  global_batches = list(itertools.islice(batching.train_batches(images, 6, seed=2, start_step=4), 7))
   per_process = [list(itertools.islice(
-      ip.train_batches(images, 6, seed=2, start_step=4, process_index=p, process_count=3), 7))
+      batching.train_batches(images, 6, seed=2, start_step=4, process_index=p, process_count=3), 7))
                  for p in range(3)]
   for step, g in enumerate(global_batches):
     parts = [per_process[p][step] for p in range(3)]
@@ -145,7 +146,7 @@ def test_train_batches_process_slices_concatenate():
 ])
 def test_train_batches_errors(kwargs, message):
   with pytest.raises(ValueError, match=message):
-    next(ip.train_batches(_images(10), **kwargs))
+    next(batching.train_batches(_images(10), **kwargs))
 
 
 @pytest.mark.parametrize('n, batch, num_examples, count', [
@@ -154,7 +155,7 @@ def test_eval_batches_cover_each_example_once(n, batch, num_examples, count):
   images = _images(n)
   images[:, 1, 1, 0] = 1  # Marks real examples; padding is zeros.
   target = num_examples or n
-  per_process = [list(ip.eval_batches(images, batch, num_examples, p, count))
+  per_process = [list(batching.eval_batches(images, batch, num_examples, p, count))
                  for p in range(count)]
   assert len({len(batches) for batches in per_process}) == 1  # Same #batches everywhere.
   seen = []
@@ -173,13 +174,4 @@ def test_eval_batches_cover_each_example_once(n, batch, num_examples, count):
 ])
 def test_eval_batches_errors(kwargs, message):
   with pytest.raises(ValueError, match=message):
-    next(ip.eval_batches(_images(10), **kwargs))
-
-
-def test_shard_for_devices():
-  batch = np.arange(24).reshape(6, 2, 2)
-  sharded = ip.shard_for_devices(batch, 3)
-  assert sharded.shape == (3, 2, 2, 2)
-  np.testing.assert_array_equal(sharded[1], batch[2:4])
-  with pytest.raises(ValueError, match=r'shape \(6, 2, 2\) cannot be split evenly over 4'):
-    ip.shard_for_devices(batch, 4)
+    next(batching.eval_batches(_images(10), **kwargs))

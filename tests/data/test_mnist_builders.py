@@ -11,8 +11,8 @@ from dfflows.data import idx
 from dfflows.data import input_pipeline
 from dfflows.data import mnist_embedded
 from tests.data import idx_testing
+from tests.helpers import SHARED_MNIST
 
-SHARED_MNIST = '/work/shared/data/mnist'
 HAS_SHARED = os.path.isdir(SHARED_MNIST)
 
 

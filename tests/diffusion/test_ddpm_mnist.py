@@ -11,8 +11,9 @@ import pytest
 from dfflows.diffusion import gaussian_diffusion as gd
 from dfflows.diffusion import schedules
 from dfflows.nets import unet as unet_lib
+from tests.helpers import SHARED_MNIST
 
-MNIST_IMAGES = '/work/shared/data/mnist/train-images-idx3-ubyte.gz'
+MNIST_IMAGES = os.path.join(SHARED_MNIST, 'train-images-idx3-ubyte.gz')
 
 
 def read_idx_images(path: str, count: int) -> np.ndarray:

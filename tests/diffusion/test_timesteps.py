@@ -18,15 +18,15 @@ def _abar(schedule='cosine'):
 def test_importance_probs_follow_log_one_minus_abar(schedule):
   abar = _abar(schedule)
   p = timesteps.timestep_probs(abar, 'importance')
-  # Independent: differences of log(1 - abar) with abar_{-1} = 1, normalised over t >= 1.
-  raw = np.array([np.log(1 - abar[t]) - np.log(1 - abar[t - 1]) for t in range(1, T)])
-  np.testing.assert_allclose(p[1:], raw / raw.sum(), rtol=1e-9)
-  assert p[0] == 0.0 and abs(p.sum() - 1.0) < 1e-12
+  # Independent: differences of log(1 - abar), normalised over 1 <= t <= T-2.
+  raw = np.array([np.log(1 - abar[t]) - np.log(1 - abar[t - 1]) for t in range(1, T - 1)])
+  np.testing.assert_allclose(p[1:-1], raw / raw.sum(), rtol=1e-9)
+  assert p[0] == 0.0 and p[-1] == 0.0 and abs(p.sum() - 1.0) < 1e-12
 
 
 def test_uniform_probs():
   p = timesteps.timestep_probs(_abar(), 'uniform')
-  np.testing.assert_allclose(p, np.r_[0.0, np.full(T - 1, 1.0 / (T - 1))])
+  np.testing.assert_allclose(p, np.r_[0.0, np.full(T - 2, 1.0 / (T - 2)), 0.0])
 
 
 def test_stratified_uniforms_put_one_draw_in_each_stratum():
@@ -43,7 +43,7 @@ def test_draws_follow_probs_and_weights_are_inverse_probs(kind):
   counts = np.zeros(T)
   for seed in range(40):
     t, w = map(np.asarray, fn(jax.random.PRNGKey(seed)))
-    assert t.min() >= 1 and t.max() <= T - 1
+    assert t.min() >= 1 and t.max() <= T - 2
     np.testing.assert_allclose(w * p[t], 1.0, rtol=1e-5)
     counts += np.bincount(t, minlength=T)
   # Stratified draws: each count is within a few draws of its expectation.
@@ -52,7 +52,7 @@ def test_draws_follow_probs_and_weights_are_inverse_probs(kind):
 
 @pytest.mark.parametrize('kind', ['uniform', 'importance'])
 def test_estimator_expectation_by_enumeration_equals_full_bound(kind):
-  """sum_t p_t * (prior + L_0 + w_t L_t) == prior + sum_t L_t, with L_t of a real diffusion."""
+  """sum_t p_t (prior + L_0 + L_{T-1} + w_t L_t) == prior + sum_t L_t, L_t of a real diffusion."""
   d = GaussianDiffusion(schedules.get_beta_schedule('cosine', T), learn_sigma=True)
   z0 = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 2))
   model_fn = lambda x_t, t: jnp.concatenate([0.3 * x_t, jnp.zeros_like(x_t)], -1)
@@ -60,12 +60,12 @@ def test_estimator_expectation_by_enumeration_equals_full_bound(kind):
   vlb = np.asarray(full['vlb_nats'], np.float64)  # [B, T]
   prior = np.asarray(full['prior_nats'], np.float64)
   p = timesteps.timestep_probs(d.alphas_cumprod, kind)
-  t_all = np.arange(1, T)
+  t_all = np.arange(1, T - 1)
   # The weights the sampler attaches to each t (draw enough to see every t).
   t, w = map(np.asarray, timesteps.sample_timesteps(jax.random.PRNGKey(2), 4096, p))
   weight = {int(a): float(b) for a, b in zip(t, w)}
   assert set(weight) == set(t_all.tolist())
-  expectation = prior + vlb[:, 0] + sum(p[s] * weight[s] * vlb[:, s] for s in t_all)
+  expectation = prior + vlb[:, 0] + vlb[:, -1] + sum(p[s] * weight[s] * vlb[:, s] for s in t_all)
   np.testing.assert_allclose(expectation, np.asarray(full['total_nats'], np.float64), rtol=1e-5)
 
 

@@ -9,8 +9,9 @@ import optax
 import pytest
 
 from dfflows.flows import MultiScaleFlow, bits_per_dim, uniform_dequantize
+from tests.helpers import SHARED_MNIST
 
-MNIST_DIR = '/work/shared/data/mnist'
+MNIST_DIR = SHARED_MNIST
 IMAGES = os.path.join(MNIST_DIR, 'train-images-idx3-ubyte.gz')
 
 

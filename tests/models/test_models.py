@@ -51,23 +51,26 @@ def _by_hand_eager(model, params, x, key):
     return out.at[..., c:].add(1.0)
 
   k_t, k_noise = jax.random.split(k_tn)
-  # Importance-sampled t, stratified: p_t ~ log(1 - abar_t) - log(1 - abar_{t-1}), t >= 1.
+  # Importance-sampled t, stratified: p_t ~ log(1 - abar_t) - log(1 - abar_{t-1}), 1 <= t <= T-2.
   abar64 = np.cumprod(1.0 - np.asarray(d.betas, np.float64))
   p = np.log(1.0 - abar64) - np.log(np.concatenate([[1.0], 1.0 - abar64[:-1]]))
-  p[0] = 0.0
+  p[0] = p[-1] = 0.0
   p /= p.sum()
   b = x.shape[0]
   u = jnp.mod(jax.random.uniform(k_t, ()) + jnp.arange(b) / b, 1.0)
   t = jnp.sum(jnp.asarray(np.cumsum(p), jnp.float32)[None, :] <= u[:, None], axis=1)
   weight = jnp.asarray(np.divide(1.0, p, out=np.zeros_like(p), where=p > 0), jnp.float32)[t]
   # One normal draw for [z0 at t; z0 at t=0] (the model makes one batched network call).
-  noise, noise_0 = jnp.split(
-      jax.random.normal(jax.random.split(k_noise)[1], (2 * z0.shape[0],) + z0.shape[1:]), 2)
+  # One normal draw for [z0 at t; at t=0; at t=T-1] (the model makes one batched call).
+  noise, noise_0, noise_last = jnp.split(
+      jax.random.normal(jax.random.split(k_noise)[1], (3 * z0.shape[0],) + z0.shape[1:]), 3)
   x_t = d.q_sample(z0, t, noise)
   out = eps_model(x_t, t)
-  t0 = jnp.zeros_like(t)
+  t0, t_last = jnp.zeros_like(t), jnp.full_like(t, d.num_timesteps - 1)
   x_1 = d.q_sample(z0, t0, noise_0)
   decoder = d.vlb_term(eps_model(x_1, t0), z0, x_1, t0)
+  x_last = d.q_sample(z0, t_last, noise_last)
+  decoder = decoder + d.vlb_term(eps_model(x_last, t_last), z0, x_last, t_last)  # + L_{T-1}
   return z0, logdet, t, weight, noise, x_t, out, decoder
 
 
@@ -107,7 +110,10 @@ def _grad_norms(grads):
 
 
 def test_flow_gradient_comes_from_bound_only_and_unet_from_hybrid(diffflow):
-  model, params, x = diffflow
+  _, params, x = diffflow
+  config = tiny_config('diffflow')
+  config.model.unet_loss = 'hybrid'
+  model = build_model(config)
   key = jax.random.PRNGKey(5)
   g_total = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[0]))(params)
   g_bound = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[1]['bpd']))(params)
