@@ -12,7 +12,6 @@ import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dfflows.nets import conv as conv_lib

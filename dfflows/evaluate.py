@@ -8,21 +8,20 @@ model; for diffusion models the variational bound with every t summed (prior KL,
 KLs for t=1..T-1, decoder at t=0), plus -log|det| for a DiffFlow, then the
 dequantisation offset (see dfflows/metrics/bpd.py).
 """
-import json
+from dfflows import console  # First: it quiets TensorFlow's C++ logging before TF loads.
+import json  # pylint: disable=g-bad-import-order,wrong-import-order
 import math
 import os
 import time
 from typing import Any, Callable, Dict, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dfflows import train, visualize
-from dfflows import batching
+from dfflows import batching, rng, visualize
 from dfflows import trainer as trainer_lib
 from dfflows.checkpoints import Checkpoints
 from dfflows.data import input_pipeline
@@ -56,7 +55,7 @@ def bpd_and_mse(trainer: trainer_lib.Trainer, params: Any, images: np.ndarray, n
                 batch_size: int) -> Dict[str, float]:
   """Full-bound bits/dim (mean, stderr) and one-sample eps-MSE over test images."""
   model = trainer.model
-  key = jax.random.fold_in(trainer.base_key, 2**30 + 2)
+  key = rng.stream(trainer.base_key, rng.Stream.EVAL_BPD)
   full = jax.jit(model.full_bpd)
   loss = jax.jit(lambda p, x, k: model.loss(p, x, k, train=False)[1])
   bpds, mses = [], []
@@ -113,6 +112,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   steps = None if config.model.kind == 'flow' else min(steps, config.diffusion.num_timesteps)
   result = {'step': step, 'checkpoint': which, 'model': config.model.kind,
             'params': int(sum(x.size for x in jax.tree.leaves(params)))}
+  logging.info('Bits/dim of step %d: %s on %d test images (EMA params, then raw params)...',
+               step, 'exact NLL' if config.model.kind == 'flow' else 'full bound, every t',
+               num_examples or len(test_images))
   result.update(bpd_and_mse(trainer, params, test_images, num_examples, config.eval.batch_size))
   result['bpd_estimator'] = ('exact NLL of the flow' if config.model.kind == 'flow' else
                              'full variational bound, every t summed')
@@ -122,13 +124,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   result['bpd_raw_params'], result['bpd_raw_params_stderr'] = raw['bpd'], raw['bpd_stderr']
 
   temperature = config.model.temperature
-  key = jax.random.fold_in(trainer.base_key, 2**30 + 3)
+  key = rng.stream(trainer.base_key, rng.Stream.EVAL_SAMPLES)
   result['sampler'] = ('flow inverse' if steps is None else
                        f'{config.diffusion.sampler}, {steps} of {config.diffusion.num_timesteps} steps')
   result['network_evals_per_sample'] = 1 if steps is None else steps + (config.model.kind == 'diffflow')
   result['seconds_for_25_samples'] = time_sampling(trainer.sample, params, key, 25, steps, temperature)
 
   n = fid_samples or config.eval.fid_num_samples
+  logging.info('bpd %.3f +- %.3f (raw params %.3f). FID: features from the classifier in %s '
+               '(trained once, %d steps, if absent)...', result['bpd'], result['bpd_stderr'],
+               result['bpd_raw_params'], workdir, config.eval.classifier_steps)
   cls_params, feats = feature_extractor(config, workdir)
   result['fid_classifier_test_accuracy'] = float(classifier.accuracy(cls_params, test_images,
                                                                      test_labels))
@@ -139,6 +144,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
     ref = fid.feature_stats(fid.batched_features(feats, test_images, 500))
     ref.save(stats_path)
   batch = min(n, 250)
+  logging.info('Drawing %d samples (%s)...', n, result['sampler'])
   t0 = time.perf_counter()
   samples = np.concatenate([np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i),
                                                       num=batch, num_steps=steps,
@@ -164,6 +170,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
 def main(argv):
   """Runs the evaluation and prints a table."""
   del argv
+  console.quiet_libraries(FLAGS.verbosity)
   result = evaluate(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.num_examples,
                     FLAGS.fid_samples, FLAGS.sample_steps)
   width = max(map(len, result))

@@ -17,8 +17,7 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from dfflows import config_checks, visualize
-from dfflows import batching
+from dfflows import batching, config_checks, rng, visualize
 from dfflows.checkpoints import Checkpoints
 from dfflows.data import input_pipeline
 from dfflows.models import build_model
@@ -193,7 +192,7 @@ def _write_samples(trainer: Trainer, state: TrainState, workdir: str, step: int,
                    is_chief: bool) -> None:
   """Samples with the EMA params and writes samples/step_N.png and samples.png."""
   ev, dc = trainer.config.eval, trainer.config.diffusion
-  key = jax.random.fold_in(trainer.base_key, 2**30 + 1)
+  key = rng.stream(trainer.base_key, rng.Stream.PERIODIC_SAMPLES)
   images = trainer.sample(state.ema_params, key, num=ev.num_samples,
                           num_steps=dc.sample_steps,
                           temperature=trainer.config.model.temperature)

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from dfflows import batching
+from dfflows import batching, rng
 from dfflows.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
                                  create_train_state, ema_decay_at, ema_update)
 
@@ -111,7 +111,7 @@ class Trainer:
 
   def init_state(self, init_batch: np.ndarray) -> TrainState:
     """Initial state from one global batch (same on every process), replicated."""
-    init_key = jax.random.fold_in(self.base_key, -1 % 2**31)
+    init_key = rng.stream(self.base_key, rng.Stream.INIT)
     params = jax.jit(self.model.init)(init_key, init_batch)
     return jax.device_put(create_train_state(params, self.tx), self.replicated)
 
@@ -122,7 +122,7 @@ class Trainer:
   def evaluate(self, params: Any, images: np.ndarray) -> Tuple[float, float]:
     """Mean eval bits/dim over config.eval.num_examples test images and its standard error."""
     ev = self.config.eval
-    key = jax.random.fold_in(self.base_key, 2**30)
+    key = rng.stream(self.base_key, rng.Stream.PERIODIC_EVAL)
     total = np.zeros(3)
     for batch, mask in batching.eval_batches(images, ev.batch_size // jax.process_count(),
                                                    ev.num_examples, jax.process_index(),

@@ -58,7 +58,8 @@ def plot_bpd(metrics_path: str, out_path: str) -> None:
   """Plots train and eval bits/dim against step from a metrics.jsonl file."""
   rows = read_jsonl(metrics_path)
   fig, ax = plt.subplots(figsize=(6, 4))
-  for key, label in (('train/bpd', 'train (one-sample bound)'), ('eval/bpd', 'eval (EMA)')):
+  for key, label in (('train/bpd', 'train batch (one-sample bound estimate)'),
+                     ('eval/bpd', 'test, EMA params (one-sample bound estimate)')):
     pts = [(r['step'], r[key]) for r in rows if key in r]
     if pts:
       ax.plot(*zip(*pts), marker='.' if key.startswith('eval') else None, label=label)

@@ -19,8 +19,7 @@ import os
 import jax
 import numpy as np
 
-from dfflows import evaluate, train
-from dfflows import batching
+from dfflows import batching, evaluate
 from dfflows import trainer as trainer_lib
 from dfflows.data import input_pipeline
 from dfflows.models import build_model, common as model_common

@@ -22,7 +22,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from dfflows import evaluate, train
+from dfflows import evaluate, rng
 from dfflows import trainer as trainer_lib
 from dfflows.data import input_pipeline
 from dfflows.metrics import fid
@@ -37,7 +37,7 @@ def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
   state, step = evaluate.restore_state(config, workdir, trainer, train_images[:config.train.batch_size],
                                        'latest')
   params = state.ema_params
-  key = jax.random.fold_in(trainer.base_key, 2**30 + 5)
+  key = rng.stream(trainer.base_key, rng.Stream.EXPERIMENT_SAMPLES)
   seconds = evaluate.time_sampling(trainer.sample, params, key, 25, steps, 1.0)
   _, feats = evaluate.feature_extractor(config, workdir)
   ref = fid.FeatureStats.load(os.path.join(workdir, 'fid_stats_test.npz'))

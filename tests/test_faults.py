@@ -10,20 +10,13 @@ import jax
 import numpy as np
 import pytest
 
-from dfflows import train
-from dfflows import batching
+from dfflows import batching, train
 from dfflows import trainer as trainer_lib
 from dfflows.checkpoints import Checkpoints
 from dfflows.data import input_pipeline
 from tests.helpers import NaNOnMarkedBatch, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  """One TFDS data_dir for the embedded dataset, prepared once for this module."""
-  return str(tmp_path_factory.mktemp('tfds'))
 
 
 def _leaves(state):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import Mesh
@@ -21,12 +20,6 @@ from dfflows.train_state import consecutive_bad_steps
 from tests.helpers import NaNOnMarkedBatch, random_images, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  """One TFDS data_dir for the embedded dataset, prepared once for this module."""
-  return str(tmp_path_factory.mktemp('tfds'))
 
 
 def _config(data_dir, **train_overrides):

@@ -2,7 +2,6 @@
 import math
 from typing import Tuple
 
-import jax
 import jax.numpy as jnp
 
 

@@ -1,6 +1,5 @@
 """Tests for the coupling conditioner network."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dfflows.nets.conditioner import Conditioner

@@ -1,0 +1,25 @@
+"""Named random streams of a run, all derived from `PRNGKey(config.seed)`.
+
+Train step n uses `fold_in(base, n)` (n < 2**30); every other use of randomness
+has its own stream here, so no two uses share numbers and each is found by name.
+The values are those the code used before the streams were named, so results
+(and checkpoints' initial params) are unchanged.
+"""
+import enum
+
+import jax
+
+
+class Stream(enum.IntEnum):
+  """fold_in values of the streams (train steps use 0 .. 2**30 - 1)."""
+  INIT = 2**31 - 1  # Param initialisation.
+  PERIODIC_EVAL = 2**30  # The periodic eval bits/dim during training.
+  PERIODIC_SAMPLES = 2**30 + 1  # The sample grids written during training.
+  EVAL_BPD = 2**30 + 2  # dfflows.evaluate: full-bound bits/dim.
+  EVAL_SAMPLES = 2**30 + 3  # dfflows.evaluate: samples for timing, FID and the trajectory.
+  EXPERIMENT_SAMPLES = 2**30 + 5  # experiments/sampling_steps.py.
+
+
+def stream(base_key: jax.Array, name: Stream) -> jax.Array:
+  """The key of stream `name` of a run whose base key is `base_key`."""
+  return jax.random.fold_in(base_key, int(name))

@@ -1,0 +1,54 @@
+"""What `python -m dfflows.main` prints: no library INFO noise, true steps/s, a closing summary."""
+import datetime
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_main(workdir, data_dir, *extra):
+  cmd = [sys.executable, '-m', 'dfflows.main', '--config=tests/tiny_config.py',
+         f'--workdir={workdir}', f'--config.data.data_dir={data_dir}', '--config.model.kind=flow',
+         '--config.train.num_steps=12', '--config.train.log_every=4',
+         '--config.train.checkpoint_every=12', '--config.train.eval_every=12',
+         '--config.train.sample_every=12', *extra]
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _stamp(line):
+  """The time of an absl log line (I1129 16:22:28.572789 ...)."""
+  return datetime.datetime.strptime(line.split()[1], '%H:%M:%S.%f')
+
+
+def test_main_prints_progress_and_summary_without_library_info(tmp_path, data_dir):
+  workdir = str(tmp_path / 'run')
+  proc = _run_main(workdir, data_dir)
+  out = proc.stdout + proc.stderr
+  assert proc.returncode == 0, out[-3000:]
+  # No INFO lines of orbax, TFDS or clu at the default verbosity.
+  noisy = [l for l in out.splitlines() if re.match(r'I\d{4} ', l)
+           and re.search(r'(checkpoint_manager|standard_logger|dataset_info|reader|'
+                         r'logging_writer|dataset_builder)\.py', l)]
+  assert not noisy, noisy[:5]
+  # One progress line per log point; steps/s matches the wall time between log points.
+  progress = [l for l in out.splitlines() if re.search(r'step \d+/12 \| ', l)]
+  assert [int(re.search(r'step (\d+)/', l).group(1)) for l in progress] == [4, 8, 12]
+  rate = float(re.search(r'([\d.]+) steps/s', progress[1]).group(1))
+  wall = (_stamp(progress[1]) - _stamp(progress[0])).total_seconds()
+  assert 0.5 < rate * wall / 4 < 2.0, (rate, wall)
+  assert 'eval bpd' not in out or 'dfflows.evaluate sums every t' in out
+  # The closing summary names what exists and the next command.
+  match = re.search(r'Done at step 12\. Wrote in (\S+): (.*) \(and TensorBoard', out)
+  assert match and match.group(1) == workdir, out[-2000:]
+  for name in match.group(2).split(', '):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  assert f'python -m dfflows.evaluate --config=tests/tiny_config.py --workdir={workdir}' in out
+
+
+def test_verbosity_one_shows_library_info(tmp_path, data_dir):
+  proc = _run_main(str(tmp_path / 'run'), data_dir, '--verbosity=1')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert re.search(r'I\d{4} .*(checkpoint_manager|standard_logger)\.py', proc.stderr)
