@@ -54,7 +54,7 @@ class _Coupling(nn.Module):
   hidden_channels: int = 32
   num_res_blocks: int = 1
   mask: str = 'channel'
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   def _num_params(self) -> int:
     raise NotImplementedError

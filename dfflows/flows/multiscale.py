@@ -30,7 +30,7 @@ class FlowStep(nn.Module):
   tail_bound: float = 4.0
   mask: str = 'channel'
   conv1x1: str = 'lu'
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   def setup(self):
     self.actnorm = ActNorm()
@@ -137,7 +137,7 @@ class MultiScaleFlow(nn.Module):
   conv1x1: str = 'lu'
   scan: bool = True
   logit_alpha: float = 0.05
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   def setup(self):
     _check_options(self.coupling, self.mask, self.conv1x1)
@@ -212,7 +212,7 @@ def _check_options(coupling: str, mask: str, conv1x1: str) -> None:
 
 
 def build_flow(flow_config: ml_collections.ConfigDict,
-               conv_impl: str = 'auto') -> MultiScaleFlow:
+               conv_impl: str = 'xla') -> MultiScaleFlow:
   """Returns the MultiScaleFlow described by the `config.flow` section."""
   _check_options(flow_config.coupling, flow_config.mask, flow_config.conv1x1)
   return MultiScaleFlow(

@@ -50,7 +50,7 @@ class Classifier(nn.Module):
   channels: tuple[int, ...] = (32, 64, 128)
   feature_dim: int = 128
   dropout_rate: float = 0.25
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   def setup(self):
     self.convs = [Conv(c, (3, 3), strides=2, impl=self.conv_impl) for c in self.channels]

@@ -39,7 +39,7 @@ class BasicConv2d(nn.Module):
   kernel_size: tuple[int, int]
   strides: int = 1
   padding: tuple[int, int] = (0, 0)
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -62,7 +62,7 @@ def _max_pool_3x3_s2(x: jax.Array) -> jax.Array:
 class FIDInceptionA(nn.Module):
   """Mixed_5b/c/d: 1x1, 5x5, double 3x3 and avg-pool branches (64+64+96+pool_features)."""
   pool_features: int
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -79,7 +79,7 @@ class FIDInceptionA(nn.Module):
 
 class InceptionB(nn.Module):
   """Mixed_6a: stride-2 3x3, stride-2 double 3x3 and max-pool branches (384+96+C)."""
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -94,7 +94,7 @@ class InceptionB(nn.Module):
 class FIDInceptionC(nn.Module):
   """Mixed_6b-e: 1x1, factorised 7x7, double factorised 7x7 and avg-pool branches (4x192)."""
   channels_7x7: int
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -115,7 +115,7 @@ class FIDInceptionC(nn.Module):
 
 class InceptionD(nn.Module):
   """Mixed_7a: stride-2 3x3, stride-2 7x7-then-3x3 and max-pool branches (320+192+C)."""
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -136,7 +136,7 @@ class FIDInceptionE(nn.Module):
   1x3/3x1 (2x384) and a 3x3 stride-1 pool followed by 1x1 (192): 2048 channels.
   """
   pool: str
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -188,7 +188,7 @@ class InceptionV3(nn.Module):
   output_dims: Sequence[int] = (192, 2048)
   resize_input: bool = True
   normalize_input: bool = True
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, images: jax.Array) -> dict[int, jax.Array]:
@@ -316,7 +316,7 @@ def _apply(model: InceptionV3, variables: Variables, images: jax.Array) -> dict[
 
 
 def feature_fn(variables: Variables, dim: int = 2048,
-               conv_impl: str = 'auto') -> Callable[[np.ndarray], jax.Array]:
+               conv_impl: str = 'xla') -> Callable[[np.ndarray], jax.Array]:
   """Returns a map from uint8 (N, H, W, 1 or 3) images to (N, dim) FID features."""
   model = InceptionV3(output_dims=(dim,), conv_impl=conv_impl)
 

@@ -8,7 +8,7 @@ from dfflows.nets.conv import Conv
 class ResBlock(nn.Module):
   """Norm-free residual block: x + conv(silu(conv(silu(x))))."""
   features: int
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -26,7 +26,7 @@ class Conditioner(nn.Module):
   out_channels: int
   hidden_channels: int = 32
   num_res_blocks: int = 1
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -14,6 +14,8 @@ does not, and the permuted convolution runs as a naive loop nest: 20-70x slower
 (measured on AMD EPYC, jax 0.10.2; benchmarks/RESULTS.md). The backward pass here
 writes both gradients as canonical convolutions with explicit transposes, so it
 is as fast inside loops as outside, and equal to XLA's to float rounding.
+Being a `jax.custom_vjp`, 'fast' has no forward-mode derivative (`jax.jvp`,
+`jax.jacfwd`): the modules default to 'xla'; the configs pick 'auto'.
 """
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
@@ -194,6 +196,6 @@ def conv_primitive(impl: str) -> Callable:
   raise ValueError(f'Unknown conv impl {impl!r}; expected one of {CONV_IMPLS}.')
 
 
-def Conv(*args, impl: str = 'auto', **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
+def Conv(*args, impl: str = 'xla', **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
   """Builds `nn.Conv(*args, **kwargs)` using the convolution selected by `impl`."""
   return nn.Conv(*args, conv_general_dilated=conv_primitive(impl), **kwargs)

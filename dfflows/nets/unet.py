@@ -47,7 +47,7 @@ class ResBlock(nn.Module):
   """
   out_ch: int
   dropout: float = 0.0
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -96,7 +96,7 @@ class UNet(nn.Module):
   dropout: float = 0.0
   num_heads: int = 1
   out_channels: int = 2
-  conv_impl: str = 'auto'
+  conv_impl: str = 'xla'
   dtype: Any = jnp.float32
   remat: bool = False
 
@@ -158,7 +158,7 @@ class UNet(nn.Module):
 
 
 def build_unet(unet_config: ml_collections.ConfigDict, out_channels: int,
-               conv_impl: str = 'auto') -> UNet:
+               conv_impl: str = 'xla') -> UNet:
   """Builds the U-Net of a `config.unet` section with `out_channels` outputs."""
   return UNet(ch=unet_config.ch, ch_mult=tuple(unet_config.ch_mult),
               num_res_blocks=unet_config.num_res_blocks,
