@@ -5,23 +5,33 @@ from typing import Iterable
 
 import ml_collections
 
+from dfflows.data.input_pipeline import DATASETS
+from dfflows.diffusion.samplers import SAMPLERS
+from dfflows.diffusion.schedules import SCHEDULES
 from dfflows.diffusion.timesteps import T_SAMPLINGS
+from dfflows.flows.couplings import MASKS
+from dfflows.flows.multiscale import CONV1X1S, COUPLINGS
+from dfflows.models import MODEL_KINDS
+from dfflows.models.diffflow import OBJECTIVES, UNET_LOSSES
 from dfflows.nets.conv import CONV_IMPLS
+from dfflows.nets.unet import COMPUTE_DTYPES
+from dfflows.train_state import LR_SCHEDULES
 
+# Allowed values of each option, from the module that uses it (one source of truth).
 CHOICES = {
-    'data.name': ('mnist_embedded', 'mnist', 'mnist_idx', 'cifar10', 'celeb_a'),
-    'model.kind': ('diffflow', 'flow', 'ddpm'),
-    'model.objective': ('bound', 'thesis_eq_4_6'),
-    'model.unet_loss': ('hybrid', 'bound'),
+    'data.name': DATASETS,
+    'model.kind': MODEL_KINDS,
+    'model.objective': OBJECTIVES,
+    'model.unet_loss': UNET_LOSSES,
     'model.conv_impl': CONV_IMPLS,
     'model.t_sampling': T_SAMPLINGS,
-    'unet.dtype': ('float32', 'bfloat16'),
-    'flow.coupling': ('spline', 'affine'),
-    'flow.mask': ('channel', 'checkerboard'),
-    'flow.conv1x1': ('lu', 'plain'),
-    'diffusion.schedule': ('linear', 'cosine'),
-    'diffusion.sampler': ('ancestral', 'ddim'),
-    'optim.schedule': ('constant', 'cosine'),
+    'unet.dtype': COMPUTE_DTYPES,
+    'flow.coupling': COUPLINGS,
+    'flow.mask': MASKS,
+    'flow.conv1x1': CONV1X1S,
+    'diffusion.schedule': SCHEDULES,
+    'diffusion.sampler': SAMPLERS,
+    'optim.schedule': LR_SCHEDULES,
 }
 # Sections and keys whose values may change between a run and its resumption (the
 # keys change how the model is computed, not what it is).

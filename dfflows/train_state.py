@@ -21,6 +21,9 @@ class TrainState:
   opt_state: Any
 
 
+LR_SCHEDULES = ('constant', 'cosine')
+
+
 def create_optimizer(optim: ml_collections.ConfigDict,
                      num_steps: int) -> optax.GradientTransformation:
   """AdamW with warmup, optional cosine decay and global-norm clipping; non-finite steps skipped."""

@@ -1,5 +1,22 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures and settings shared by the whole suite.
+
+A persistent JAX compilation cache for this session (and the subprocesses it
+starts): many tests compile the same tiny train step, eval and sampler, which
+then compile once per session.
+"""
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# Read by JAX when it is first imported (test modules import it after this file)
+# and inherited by the `python -m dfflows.main` subprocesses of the tests.
+_CACHE_DIR = tempfile.mkdtemp(prefix='dfflows_test_jax_cache_')
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', _CACHE_DIR)
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 
 
 @pytest.fixture(scope='session')

@@ -157,6 +157,9 @@ class UNet(nn.Module):
     return out.astype(jnp.float32)
 
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')  # unet.dtype
+
+
 def build_unet(unet_config: ml_collections.ConfigDict, out_channels: int,
                conv_impl: str = 'xla') -> UNet:
   """Builds the U-Net of a `config.unet` section with `out_channels` outputs."""
