@@ -6,6 +6,7 @@ import os
 import pytest
 
 from dfflows import config_checks
+from dfflows.data import input_pipeline
 from dfflows.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +19,11 @@ def test_config_validates_and_builds(name):
   config = importlib.import_module(f'configs.{name}').get_config()
   config_checks.validate_config(config, num_devices=1)
   model = build_model(config)
-  assert model.image_shape == (config.data.image_size,) * 2 + (config.data.channels,)
+  # The model sees the dataset's own channel count, at a square size the flow can squeeze.
+  assert model.image_shape[2] == input_pipeline.NATIVE_SHAPES[config.data.name][2]
+  assert model.image_shape[0] == model.image_shape[1] == config.data.image_size
+  assert type(model).__name__ == {'diffflow': 'DiffFlow', 'flow': 'FlowOnly',
+                                  'ddpm': 'PixelDDPM'}[config.model.kind]
 
 
 @pytest.mark.parametrize('name,epochs,batch,size,levels,steps,hidden,flow_rb,unet_rb', [

@@ -12,9 +12,10 @@ import pytest
 from jax.sharding import Mesh
 from PIL import Image
 
-from dfflows import config_checks, train
+from dfflows import config_checks, rng, train
 from dfflows import trainer as trainer_lib
 from dfflows.checkpoints import Checkpoints
+from dfflows.data import input_pipeline
 from dfflows.models import build_model
 from dfflows.train_state import consecutive_bad_steps
 from tests.helpers import NaNOnMarkedBatch, random_images, tiny_config
@@ -206,7 +207,19 @@ def test_evaluate_writes_eval_json_of_a_trained_run(tmp_path, data_dir):
   saved = json.load(open(os.path.join(workdir, 'eval.json')))
   assert saved == result
   assert result['step'] == 4 and result['bpd_num_examples'] == 8
-  assert np.isfinite(result['bpd']) and result['bpd'] > 0 and result['bpd_stderr'] >= 0
+  # The reported bits/dim is the full bound of the latest EMA params on the first 8 test
+  # images, computed here directly with the stream evaluate documents.
+  model = build_model(config)
+  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
+  test_images, _ = input_pipeline.load_split(config.data, 'test')
+  state, _ = evaluate.restore_state(config, workdir, trainer, test_images[:8], 'latest')
+  key = jax.random.fold_in(rng.stream(trainer.base_key, rng.Stream.EVAL_BPD), 0)
+  direct = np.asarray(jax.jit(model.full_bpd)(state.ema_params, test_images[:8], key))
+  np.testing.assert_allclose(result['bpd'], direct.mean(), rtol=1e-5)
+  np.testing.assert_allclose(result['bpd_stderr'], direct.std(ddof=1) / np.sqrt(8), rtol=1e-4)
+  assert result['bpd_estimator'] == 'full variational bound, every t summed'
+  assert np.isfinite(result['bpd_raw_params'])
   assert np.isfinite(result['fid']) and result['fid'] >= 0
+  assert 0.1 <= result['samples_mean_top_class_probability'] <= 1.0
   assert result['network_evals_per_sample'] == config.diffusion.sample_steps + 1
   assert result['params'] > 0 and result['seconds_for_25_samples'] > 0

@@ -1,5 +1,4 @@
 """Slow: a tiny pixel-space Improved DDPM on real MNIST lowers its bound in bits/dim."""
-import gzip
 import os
 
 import jax
@@ -8,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from dfflows.data import idx
 from dfflows.diffusion import gaussian_diffusion as gd
 from dfflows.diffusion import schedules
 from dfflows.nets import unet as unet_lib
@@ -16,20 +16,9 @@ from tests.helpers import SHARED_MNIST
 MNIST_IMAGES = os.path.join(SHARED_MNIST, 'train-images-idx3-ubyte.gz')
 
 
-def read_idx_images(path: str, count: int) -> np.ndarray:
-  """The first `count` images of an IDX3 .gz file as uint8 [count, rows, cols]."""
-  with gzip.open(path, 'rb') as f:
-    header = np.frombuffer(f.read(16), dtype='>i4')
-    if header[0] != 2051:
-      raise ValueError(f'{path} is not an IDX3 image file (magic {header[0]}).')
-    rows, cols = int(header[2]), int(header[3])
-    data = np.frombuffer(f.read(count * rows * cols), dtype=np.uint8)
-  return data.reshape(count, rows, cols)
-
-
 def mnist_16x16(count: int) -> np.ndarray:
   """MNIST padded to 32x32, 2x2-average-pooled to 16x16, rounded, scaled to [-1, 1]."""
-  images = np.pad(read_idx_images(MNIST_IMAGES, count), ((0, 0), (2, 2), (2, 2)))
+  images = np.pad(idx.read_idx(MNIST_IMAGES)[:count], ((0, 0), (2, 2), (2, 2)))
   pooled = images.reshape(count, 16, 2, 16, 2).astype(np.float32).mean(axis=(2, 4))
   return (np.round(pooled) / 127.5 - 1.0)[..., None]
 

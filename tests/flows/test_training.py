@@ -1,5 +1,4 @@
 """Slow test: a tiny flow-only model learns real MNIST digits."""
-import gzip
 import os
 
 import jax
@@ -8,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from dfflows.data import idx
 from dfflows.flows import MultiScaleFlow, bits_per_dim, uniform_dequantize
 from tests.helpers import SHARED_MNIST
 
@@ -15,22 +15,11 @@ MNIST_DIR = SHARED_MNIST
 IMAGES = os.path.join(MNIST_DIR, 'train-images-idx3-ubyte.gz')
 
 
-def _read_idx_images(path: str, count: int) -> np.ndarray:
-  """Reads the first `count` images of an IDX3 gz file as uint8 [N, 28, 28, 1]."""
-  with gzip.open(path, 'rb') as f:
-    header = np.frombuffer(f.read(16), '>i4')
-    if header[0] != 2051:
-      raise ValueError(f'{path} is not an IDX3 image file (magic {header[0]}).')
-    rows, cols = header[2], header[3]
-    data = np.frombuffer(f.read(count * rows * cols), np.uint8)
-  return data.reshape(count, rows, cols, 1)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(IMAGES), reason=f'MNIST IDX files not in {MNIST_DIR}')
 def test_flow_only_model_reduces_bits_per_dim():
   # 16x16 centre crops of 256 digits keep the run short.
-  images = jnp.asarray(_read_idx_images(IMAGES, 256)[:, 6:22, 6:22])
+  images = jnp.asarray(idx.read_idx(IMAGES)[:256, 6:22, 6:22, None])
   flow = MultiScaleFlow(num_levels=2, num_steps=2, hidden_channels=16, num_bins=4,
                         tail_bound=4., scan=True, logit_alpha=0.05)
   num_dims = 16 * 16
