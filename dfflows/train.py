@@ -52,6 +52,15 @@ def _log_model_size(trainer: Trainer, state: TrainState, batch: jax.Array) -> Ca
   return compiled
 
 
+def _eval_label(config: ml_collections.ConfigDict) -> str:
+  """What the periodic eval bits/dim of `config`'s model is."""
+  if config.model.kind == 'flow':
+    return 'exact NLL'
+  sampling = config.model.t_sampling if config.model.kind == 'diffflow' else 'uniform'
+  return (f'bound with one {sampling}-sampled t per image: an unbiased estimate; '
+          'dfflows.evaluate sums every t')
+
+
 class _Progress:
   """Steps/s, images/s and ETA from wall time between log points (after blocking on results).
 
@@ -59,8 +68,8 @@ class _Progress:
   first interval starts after the train step is compiled.
   """
 
-  def __init__(self, step: int, num_steps: int, batch_size: int):
-    self.num_steps, self.batch_size = num_steps, batch_size
+  def __init__(self, step: int, num_steps: int, batch_size: int, bpd_label: str):
+    self.num_steps, self.batch_size, self.bpd_label = num_steps, batch_size, bpd_label
     self.step, self.time = step, time.perf_counter()
 
   def pause(self, seconds: float) -> None:
@@ -76,7 +85,7 @@ class _Progress:
     text = (f'step {step}/{self.num_steps} | {rate:.2f} steps/s, {rate * self.batch_size:.0f} '
             f'images/s | ETA {int(eta // 60)}m{int(eta % 60):02d}s | loss {scalars["train/loss"]:.4f}')
     if 'train/bpd' in scalars:
-      text += f' | train bpd {scalars["train/bpd"]:.3f} (one-sample bound estimate)'
+      text += f' | train bpd {scalars["train/bpd"]:.3f} ({self.bpd_label})'
     return text
 
 
@@ -125,7 +134,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       batch = trainer.global_array(_stacked_batches(batches, k), trainer.stacked)
       if compiled is None:
         compiled = _log_model_size(trainer, state, batch)
-        progress = _Progress(step, tc.num_steps, tc.batch_size)
+        progress = _Progress(step, tc.num_steps, tc.batch_size,
+                             'exact NLL' if config.model.kind == 'flow'
+                             else 'one-sample bound estimate')
       prev, state, metrics = step, *compiled(state, batch)
       step += k
       pending.append(metrics)
@@ -153,10 +164,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         ckpts.save(state)
       if _crossed(prev, step, tc.eval_every) or step >= tc.num_steps:
         bpd, err = trainer.evaluate(state.ema_params, test_images)
-        logging.info('step %d | eval bpd %.3f +- %.3f on %d test images (EMA params; bound '
-                     'with one %s-sampled t per image: an unbiased estimate; '
-                     'dfflows.evaluate sums every t)', step, bpd, err,
-                     config.eval.num_examples or len(test_images), config.model.t_sampling)
+        logging.info('step %d | eval bpd %.3f +- %.3f on %d test images (EMA params; %s)',
+                     step, bpd, err, config.eval.num_examples or len(test_images),
+                     _eval_label(config))
         _write(writer, metrics_path, step, {'eval/bpd': bpd, 'eval/bpd_stderr': err}, is_chief)
         ckpts.save_best(state, bpd)
         if is_chief:
