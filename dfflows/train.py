@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 import jax
 import ml_collections
@@ -52,13 +52,13 @@ def _log_model_size(trainer: Trainer, state: TrainState, batch: jax.Array) -> Ca
   return compiled
 
 
-def _eval_label(config: ml_collections.ConfigDict) -> str:
-  """What the periodic eval bits/dim of `config`'s model is."""
+def _bpd_labels(config: ml_collections.ConfigDict) -> Tuple[str, str]:
+  """What the train and the periodic eval bits/dim of `config`'s model are."""
   if config.model.kind == 'flow':
-    return 'exact NLL'
+    return 'exact NLL', 'exact NLL'
   sampling = config.model.t_sampling if config.model.kind == 'diffflow' else 'uniform'
-  return (f'bound with one {sampling}-sampled t per image: an unbiased estimate; '
-          'dfflows.evaluate sums every t')
+  return 'one-sample bound estimate', (f'bound with one {sampling}-sampled t per image: an '
+                                       'unbiased estimate; dfflows.evaluate sums every t')
 
 
 class _Progress:
@@ -134,9 +134,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       batch = trainer.global_array(_stacked_batches(batches, k), trainer.stacked)
       if compiled is None:
         compiled = _log_model_size(trainer, state, batch)
-        progress = _Progress(step, tc.num_steps, tc.batch_size,
-                             'exact NLL' if config.model.kind == 'flow'
-                             else 'one-sample bound estimate')
+        progress = _Progress(step, tc.num_steps, tc.batch_size, _bpd_labels(config)[0])
       prev, state, metrics = step, *compiled(state, batch)
       step += k
       pending.append(metrics)
@@ -166,7 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         bpd, err = trainer.evaluate(state.ema_params, test_images)
         logging.info('step %d | eval bpd %.3f +- %.3f on %d test images (EMA params; %s)',
                      step, bpd, err, config.eval.num_examples or len(test_images),
-                     _eval_label(config))
+                     _bpd_labels(config)[1])
         _write(writer, metrics_path, step, {'eval/bpd': bpd, 'eval/bpd_stderr': err}, is_chief)
         ckpts.save_best(state, bpd)
         if is_chief:

@@ -5,8 +5,8 @@ per dim) and the last (t = T-1, where the cosine schedule's beta = 0.999 turns
 an eps error e into a KL of about 500 e^2 per dim: measured 0.58 of the 3.45
 nats/dim of a trained DiffFlow's terms) are computed for every example. The
 terms in between are estimated by one draw t ~ p on 1..T-2, weighted by 1 / p_t,
-which is unbiased for any p with p_t > 0: E_p[L_t / p_t] = sum_t L_t. 'uniform' is p_t = 1 / (T-1). 'importance' is
-p_t proportional to log(1 - abar_t) - log(1 - abar_{t-1}) (t = 1..T-2): for a standard
+which is unbiased for any p with p_t > 0: E_p[L_t / p_t] = sum_t L_t.
+'uniform' is p_t = 1 / (T-2). 'importance' is p_t proportional to log(1 - abar_t) - log(1 - abar_{t-1}) (t = 1..T-2): for a standard
 normal latent L_t is about D/2 times that difference, so the weighted terms are
 nearly equal and the estimate's variance collapses (the discrete form of the
 likelihood weighting that is uniform in log-SNR, as in LSGM, ScoreFlow and VDM).
