@@ -26,7 +26,8 @@ def build_model(config: ml_collections.ConfigDict):
   if kind == 'flow':
     return FlowOnly(flow=build_flow(config.flow, conv_impl=conv_impl), image_shape=shape)
   learn = config.diffusion.learn_sigma
-  sampling = dict(sampler=config.diffusion.sampler, ddim_eta=config.diffusion.ddim_eta)
+  sampling = dict(sampler=config.diffusion.sampler, ddim_eta=config.diffusion.ddim_eta,
+                  eps_skip=config.model.eps_skip, variance_skip=config.model.variance_skip)
   if kind == 'ddpm':
     diffusion = GaussianDiffusion.from_config(config.diffusion, decoder='discretized')
     unet = build_unet(config.unet, out_channels=shape[2] * (2 if learn else 1), conv_impl=conv_impl)
@@ -39,8 +40,6 @@ def build_model(config: ml_collections.ConfigDict):
                      latent_squeeze=config.model.latent_squeeze,
                      objective=config.model.objective, unet_loss=config.model.unet_loss,
                      vlb_weight=config.diffusion.vlb_weight,
-                     eps_skip=config.model.eps_skip,
-                     variance_skip=config.model.variance_skip,
                      t_sampling=config.model.t_sampling, **sampling)
     channels = model.latent_shape[2] * (2 if learn else 1)
     unet = build_unet(config.unet, out_channels=channels, conv_impl=conv_impl)

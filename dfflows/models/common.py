@@ -1,8 +1,11 @@
 """Pieces shared by the DiffFlow and baseline models."""
 import math
-from typing import Tuple
+from typing import Any, Callable, Tuple
 
+import jax
 import jax.numpy as jnp
+
+from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
 
 
 def num_dims(shape: Tuple[int, ...]) -> int:
@@ -22,3 +25,28 @@ def check_images(x: jnp.ndarray, image_shape: Tuple[int, ...]) -> None:
 def to_uint8(u: jnp.ndarray) -> jnp.ndarray:
   """Maps u in [0, 1) back to 8-bit pixels (floor(256 u), clipped)."""
   return jnp.clip(jnp.floor(u * 256.0), 0, 255).astype(jnp.uint8)
+
+
+def gaussian_residual_fn(unet: Any, unet_params: Any, diffusion: GaussianDiffusion, train: bool,
+                         key: jax.Array, eps_skip: bool, variance_skip: bool) -> Callable:
+  """The U-Net as a model_fn(x_t, t), optionally as a residual on the N(0, I) solution.
+
+  With `eps_skip`, eps_hat = sqrt(1 - abar_t) x_t + U-Net(x_t, t): the exact E[eps | x_t]
+  when x_0 ~ N(0, I). With `variance_skip` (learned sigma) the raw variance output is
+  1 + U-Net's, so the reverse variance starts at beta_t, the exact Var(x_{t-1} | x_t) for
+  N(0, I) data. The U-Net's last layer is zero-initialised, so at init the reverse process
+  is exact for N(0, I) data; in particular the t = T-1 term, where x_t is almost pure
+  noise, is near zero for any data. Without the eps skip a zero-initialised U-Net
+  predicts eps_hat = 0, and the KL term at t = T-1 (beta ~ 1, mean error amplified by
+  1/sqrt(alpha_t) ~ 30) alone adds hundreds of nats per dimension to the initial bound.
+  """
+  def model_fn(x_t, t):
+    out = unet.apply(unet_params, x_t, t, train=train, rngs={'dropout': key})
+    c = x_t.shape[-1]
+    if eps_skip:
+      out = out.at[..., :c].add(diffusion.gather(diffusion.sqrt_one_minus_alphas_cumprod, t, x_t)
+                                * x_t)
+    if variance_skip and diffusion.learn_sigma:
+      out = out.at[..., c:].add(1.0)
+    return out
+  return model_fn

@@ -3,6 +3,10 @@
 Images are scaled to [-1, 1] and the decoder is Improved DDPM's discretised
 Gaussian, so the bound is on -log P(x) of the 8-bit image itself:
 bits/dim = (prior + sum_t L_t) / (D log 2).
+
+With `eps_skip` and `variance_skip` (the defaults, as for the DiffFlow's prior) the
+U-Net is a residual on the reverse process that is exact for N(0, I) data
+(`common.gaussian_residual_fn`); both off is the plain Improved DDPM of the thesis.
 """
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
@@ -32,6 +36,13 @@ class PixelDDPM:
   vlb_weight: float = 0.001
   sampler: str = 'ancestral'
   ddim_eta: float = 0.0
+  eps_skip: bool = True
+  variance_skip: bool = True
+
+  def _model_fn(self, params: Params, train: bool, key: jax.Array):
+    """The eps/v network as a model_fn(x_t, t) (see `common.gaussian_residual_fn`)."""
+    return common.gaussian_residual_fn(self.unet, params['unet'], self.diffusion, train, key,
+                                       self.eps_skip, self.variance_skip)
 
   def init(self, key: jax.Array, x: jnp.ndarray) -> Params:
     """Initialises the U-Net params."""
@@ -43,8 +54,7 @@ class PixelDDPM:
     """Hybrid loss, eps-MSE and the one-sample bound (bits/dim) per example."""
     common.check_images(x, self.image_shape)
     k_tn, k_drop = jax.random.split(key)
-    model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=train,
-                                              rngs={'dropout': k_drop})
+    model_fn = self._model_fn(params, train, k_drop)
     terms = self.diffusion.training_losses(model_fn, scale_images(x), k_tn,
                                            vlb_weight=self.vlb_weight)
     return terms, discrete_nats_to_bpd(terms['bound'], common.num_dims(self.image_shape))
@@ -63,7 +73,7 @@ class PixelDDPM:
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed, in bits/dim per example."""
-    model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=False)
+    model_fn = self._model_fn(params, False, key)
     nats = self.diffusion.full_bound(model_fn, scale_images(x), key)['total_nats']
     return discrete_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
@@ -73,7 +83,7 @@ class PixelDDPM:
     diffusion = self.diffusion
     if num_steps and num_steps < diffusion.num_timesteps:
       diffusion = respace(diffusion, num_steps)
-    model_fn = lambda x_t, t: self.unet.apply(params['unet'], x_t, t, train=False)
+    model_fn = self._model_fn(params, False, key)
     x0 = samplers.sample(diffusion, model_fn, (num,) + tuple(self.image_shape), key,
                          sampler=self.sampler, eta=self.ddim_eta, temperature=temperature,
                          clip_denoised=True)

@@ -97,28 +97,13 @@ class DiffFlow:
     return {'flow': flow_params, 'unet': unet_params}
 
   def _unet_fn(self, unet_params: Params, train: bool, key: jax.Array):
-    """The eps/v network as a model_fn(x_t, t) for fixed params and dropout key.
+    """The eps/v network as a model_fn(x_t, t) (see `common.gaussian_residual_fn`).
 
-    A Gaussian residual, so that the DiffFlow at init is the flow with a N(0, I)
-    prior: with `eps_skip`, eps_hat = sqrt(1 - abar_t) x_t + U-Net(x_t, t), the
-    exact E[eps | x_t] for z0 ~ N(0, I), which the flow's latent approaches;
-    with `variance_skip` (learned sigma) the raw variance output is 1 + U-Net's,
-    so the reverse variance starts at beta_t, the exact Var(z_{t-1} | z_t) for
-    N(0, I) latents. A zero-initialised U-Net without the eps skip predicts
-    eps_hat = 0, and the KL term at t = T-1 (beta ~ 1, mean error amplified by
-    1/sqrt(alpha_t) ~ 30) alone adds about 500 nats per dimension to the initial
-    bound.
+    With `eps_skip` and `variance_skip` the DiffFlow at init is the flow with a N(0, I)
+    prior, which the flow's latent approaches.
     """
-    def model_fn(x_t, t):
-      out = self.unet.apply(unet_params, x_t, t, train=train, rngs={'dropout': key})
-      c = x_t.shape[-1]
-      if self.eps_skip:
-        skip = self.diffusion.gather(self.diffusion.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t
-        out = out.at[..., :c].add(skip)
-      if self.variance_skip and self.diffusion.learn_sigma:
-        out = out.at[..., c:].add(1.0)
-      return out
-    return model_fn
+    return common.gaussian_residual_fn(self.unet, unet_params, self.diffusion, train, key,
+                                       self.eps_skip, self.variance_skip)
 
   def encode(self, params: Params, x: jnp.ndarray, key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Dequantises uint8 `x` and returns (latent z0, log|det df/du|) per example."""

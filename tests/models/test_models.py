@@ -169,10 +169,35 @@ def test_ddpm_bound_is_discrete_bits_of_scaled_pixels():
     noise = jax.random.normal(k_n, x0.shape)
     x_t = d.q_sample(x0, t, noise)
     out = model.unet.apply(params['unet'], x_t, t, train=False)
+    # eps_skip and variance_skip: eps_hat = sqrt(1 - abar_t) x_t + U-Net; raw v = 1 + U-Net.
+    abar = np.cumprod(1.0 - np.asarray(d.betas, np.float64))
+    out = out.at[..., :1].add(jnp.asarray(np.sqrt(1.0 - abar), jnp.float32)[t][:, None, None, None]
+                              * x_t)
+    out = out.at[..., 1:].add(1.0)
     return (d.num_timesteps * d.vlb_term(out, x0, x_t, t) + d.prior_kl(x0)) / (32 * 32 * math.log(2))
 
   np.testing.assert_allclose(bpd, jax.jit(by_hand)(params, x, key), rtol=1e-5)
   assert model.diffusion.decoder == 'discretized'
+
+
+@pytest.mark.parametrize('skip', [True, False])
+def test_ddpm_last_term_at_init_is_small_only_with_the_gaussian_residual(skip):
+  """At init the t = T-1 KL is ~0 with eps/variance skips, hundreds of nats/dim without."""
+  config = tiny_config('ddpm')
+  config.model.eps_skip = config.model.variance_skip = skip
+  model = build_model(config)
+  x = jnp.asarray(random_images(8))
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+  d = model.diffusion
+  x0 = x.astype(jnp.float32) / 127.5 - 1.0
+  t = jnp.full((8,), d.num_timesteps - 1)
+  x_t = d.q_sample(x0, t, jax.random.normal(jax.random.PRNGKey(1), x0.shape))
+  out = model._model_fn(params, False, jax.random.PRNGKey(2))(x_t, t)  # pylint: disable=protected-access
+  nats_per_dim = float(jnp.mean(d.vlb_term(out, x0, x_t, t))) / x0[0].size
+  if skip:
+    assert 0 <= nats_per_dim < 0.05
+  else:
+    assert nats_per_dim > 50
 
 
 @pytest.mark.parametrize('kind', ['diffflow', 'flow', 'ddpm'])
