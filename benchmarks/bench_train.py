@@ -27,8 +27,8 @@ import jax
 import numpy as np
 
 from dfflows.machine import cpu_model
-from dfflows.trainer import Trainer, make_mesh
-from dfflows.models import build_model, image_shape
+from dfflows.models.build import build_model, image_shape
+from dfflows.training.trainer import Trainer, make_mesh
 
 
 def apply_override(config, setting: str) -> None:
@@ -85,11 +85,12 @@ def bench_train(config, steps: int, compile_only: bool = False) -> Dict[str, flo
           '_state': state}
 
 
-def bench_sampling(trainer, state, kind: str, steps_list: List[int], num: int = 25) -> Dict:
+def bench_sampling(trainer, state, steps_list: List[int], num: int = 25) -> Dict:
   """Seconds for `num` samples (after compiling) for each reverse-step count."""
   out = {}
   key = jax.random.PRNGKey(1)
-  for steps in ([None] if kind == 'flow' else steps_list):
+  # The flow-only model has one plan (an inverse, steps None) whatever is asked.
+  for steps in dict.fromkeys(trainer.model.sampling_plan(s).num_steps for s in steps_list):
     fn = lambda: trainer.sample(state.ema_params, key, num=num, num_steps=steps)  # pylint: disable=cell-var-from-loop
     jax.block_until_ready(fn())
     t0 = time.perf_counter()
@@ -125,7 +126,7 @@ def main():
         apply_override(config, setting)
       r = bench_train(config, args.steps, args.compile_only)
       step_times[impl] = r['step_s']
-      s = (bench_sampling(r['_trainer'], r['_state'], config.model.kind,
+      s = (bench_sampling(r['_trainer'], r["_state"],
                           [min(k, config.diffusion.num_timesteps) for k in steps_list])
            if impl == impls[0] and not args.compile_only else {})
       samp = ', '.join(f'{k}: {v:.2f}' for k, v in s.items()) or '-'

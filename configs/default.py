@@ -114,4 +114,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.distributed.coordinator_address = ''  # '' = from environment (SLURM, TPU).
   config.distributed.num_processes = 0  # 0 = from environment.
   config.distributed.process_id = -1  # -1 = from environment.
+  config.lock()  # A misspelt key in a config built from this one is an error.
   return config

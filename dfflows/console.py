@@ -1,11 +1,17 @@
-"""What the command-line entry points print: library INFO lines only on request.
+"""What the command-line entry points print: library INFO lines only on request, and a
+bad config as one line that names the key instead of a traceback.
 
 Import it before TensorFlow: it turns TF's C++ INFO lines (oneDNN, tf.data buffer
 sizes) off unless TF_CPP_MIN_LOG_LEVEL is already set.
 """
+import importlib.util
 import logging as py_logging
 import os
+import sys
+import traceback
+from typing import List, Optional
 
+from absl import app
 from absl import logging
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
@@ -28,3 +34,48 @@ def quiet_libraries(verbosity: int) -> None:
   """Installs QuietLibraries on absl's handler unless `verbosity` (--verbosity) is 1 or more."""
   if verbosity < 1:
     logging.get_absl_handler().addFilter(QuietLibraries())
+
+
+def parse_flags(argv: List[str]) -> List[str]:
+  """absl's flag parsing (`app.run(main, flags_parser=parse_flags)`); a config that fails
+  to load or an unknown `--config.` key exits with a message naming the key."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError, TypeError, ValueError) as error:
+    sys.exit(f'FATAL config error: {config_error(argv, error)}')
+
+
+def _config_path(argv: List[str]) -> Optional[str]:
+  """The --config file of `argv` (without its ':args' suffix), if any."""
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return arg.split('=', 1)[1].split(':')[0]
+    if arg == '--config' and i + 1 < len(argv):
+      return argv[i + 1].split(':')[0]
+  return None
+
+
+def config_error(argv: List[str], error: Exception) -> str:
+  """What went wrong while loading the --config file or applying a --config.KEY override."""
+  path = _config_path(argv)
+  if 'cannot be added since the config is locked' in str(error):
+    # A misspelt key in a config file (configs/default.py returns a locked config).
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if '/ml_collections/' not in f.filename and '/absl/' not in f.filename]
+    hint = str(error).strip('\'"').split('\\n')[-1]
+    return (f'{frames[-1].filename}, line {frames[-1].lineno}: `{frames[-1].line}` sets a key '
+            f'the config does not have. {hint}')
+  try:
+    spec = importlib.util.spec_from_file_location('dfflows_user_config', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+  except Exception:  # pylint: disable=broad-except
+    return str(error)
+  from dfflows.training import config_checks  # pylint: disable=g-import-not-at-top
+  for arg in argv:
+    if arg.startswith('--config.'):
+      message = config_checks.unknown_key(config, arg[len('--config.'):].split('=')[0])
+      if message:
+        return message
+  return str(error)

@@ -21,12 +21,14 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dfflows import batching, rng, visualize
-from dfflows import trainer as trainer_lib
-from dfflows.checkpoints import Checkpoints
+from dfflows import machine, rng, visualize
+from dfflows.data import batching
 from dfflows.data import input_pipeline
 from dfflows.metrics import classifier, fid
-from dfflows.models import build_model
+from dfflows.models.build import build_model
+from dfflows.models.interface import HasTrajectory
+from dfflows.training import trainer as trainer_lib
+from dfflows.training.checkpoints import Checkpoints
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file of the run.', lock_config=True)
@@ -100,6 +102,7 @@ def feature_extractor(config: ml_collections.ConfigDict, workdir: str) -> Callab
 def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best',
              num_examples: int = 0, fid_samples: int = 0, sample_steps: int = 0) -> Dict:
   """Computes every metric of a run and writes eval.json; returns the dict."""
+  t_start = time.perf_counter()
   model = build_model(config)
   trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
   train_images, _ = input_pipeline.load_split(config.data, 'train')
@@ -108,16 +111,15 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
                               which)
   params = state.ema_params
   num_examples = num_examples or config.eval.num_examples
-  steps = sample_steps or config.diffusion.sample_steps
-  steps = None if config.model.kind == 'flow' else min(steps, config.diffusion.num_timesteps)
+  plan = model.sampling_plan(sample_steps or config.diffusion.sample_steps)
+  steps = plan.num_steps
   result = {'step': step, 'checkpoint': which, 'model': config.model.kind,
             'params': int(sum(x.size for x in jax.tree.leaves(params)))}
   logging.info('Bits/dim of step %d: %s on %d test images (EMA params, then raw params)...',
-               step, 'exact NLL' if config.model.kind == 'flow' else 'full bound, every t',
+               step, model.bpd_labels.full,
                num_examples or len(test_images))
   result.update(bpd_and_mse(trainer, params, test_images, num_examples, config.eval.batch_size))
-  result['bpd_estimator'] = ('exact NLL of the flow' if config.model.kind == 'flow' else
-                             'full variational bound, every t summed')
+  result['bpd_estimator'] = model.bpd_labels.full
   result['bpd_params'] = 'EMA'
   # Early in a run the EMA may lag the params: report the raw params' bits/dim beside it.
   raw = bpd_and_mse(trainer, state.params, test_images, num_examples, config.eval.batch_size)
@@ -125,9 +127,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
 
   temperature = config.model.temperature
   key = rng.stream(trainer.base_key, rng.Stream.EVAL_SAMPLES)
-  result['sampler'] = ('flow inverse' if steps is None else
-                       f'{config.diffusion.sampler}, {steps} of {config.diffusion.num_timesteps} steps')
-  result['network_evals_per_sample'] = 1 if steps is None else steps + (config.model.kind == 'diffflow')
+  result['sampler'] = plan.description
+  result['network_evals_per_sample'] = plan.network_evals
   result['seconds_for_25_samples'] = time_sampling(trainer.sample, params, key, 25, steps, temperature)
 
   n = fid_samples or config.eval.fid_num_samples
@@ -158,10 +159,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   result['samples_mean_top_class_probability'] = classifier.mean_top_probability(cls_params,
                                                                                samples)
   visualize.save_image_grid(samples[:64], os.path.join(workdir, 'eval_samples.png'))
-  if hasattr(trainer.model, 'trajectory'):  # DiffFlow: the reverse chain z_T -> z0 -> x.
-    z, x = jax.jit(trainer.model.trajectory, static_argnames=('num', 'num_steps'))(
+  if isinstance(model, HasTrajectory):  # DiffFlow: the reverse chain z_T -> z0 -> x.
+    z, x = jax.jit(model.trajectory, static_argnames=('num', 'num_steps'))(
         params, jax.random.fold_in(key, 99), num=4, num_steps=steps)
     visualize.save_trajectory_strip(z, x, os.path.join(workdir, 'eval_trajectory.png'))
+  result['provenance'] = {**machine.provenance(),
+                          'seconds': round(time.perf_counter() - t_start, 1)}
   with open(os.path.join(workdir, 'eval.json'), 'w') as f:
     json.dump(result, f, indent=2)
   return result
@@ -180,4 +183,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+  app.run(main, flags_parser=console.parse_flags)

@@ -1,7 +1,7 @@
 """Training loop: config -> data, model, jitted data-parallel train step, checkpoints, metrics.
 
 The train step, the `Trainer` holding the compiled functions and the device
-mesh are in `dfflows.trainer`; this module adds the data,
+mesh are in `dfflows.training.trainer`; this module adds the data,
 periodic evaluation, samples, metric writers, checkpoints and fault handling.
 """
 import json
@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator
 
 import jax
 import ml_collections
@@ -17,12 +17,14 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from dfflows import batching, config_checks, rng, visualize
-from dfflows.checkpoints import Checkpoints
+from dfflows import rng, visualize
+from dfflows.data import batching
 from dfflows.data import input_pipeline
-from dfflows.models import build_model
-from dfflows.train_state import TrainState
-from dfflows.trainer import Trainer, make_mesh, maybe_initialize_distributed
+from dfflows.models.build import build_model
+from dfflows.training import config_checks
+from dfflows.training.checkpoints import Checkpoints
+from dfflows.training.train_state import TrainState
+from dfflows.training.trainer import Trainer, make_mesh, maybe_initialize_distributed
 
 METRICS_FILE = 'metrics.jsonl'
 
@@ -50,15 +52,6 @@ def _log_model_size(trainer: Trainer, state: TrainState, batch: jax.Array) -> Ca
   logging.info('Params: %s; train-step FLOPs per example: %.3g; compile time %.1f s.',
                n_params, per_example, seconds)
   return compiled
-
-
-def _bpd_labels(config: ml_collections.ConfigDict) -> Tuple[str, str]:
-  """What the train and the periodic eval bits/dim of `config`'s model are."""
-  if config.model.kind == 'flow':
-    return 'exact NLL', 'exact NLL'
-  sampling = config.model.t_sampling if config.model.kind == 'diffflow' else 'uniform'
-  return 'one-sample bound estimate', (f'bound with one {sampling}-sampled t per image: an '
-                                       'unbiased estimate; dfflows.evaluate sums every t')
 
 
 class _Progress:
@@ -134,7 +127,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       batch = trainer.global_array(_stacked_batches(batches, k), trainer.stacked)
       if compiled is None:
         compiled = _log_model_size(trainer, state, batch)
-        progress = _Progress(step, tc.num_steps, tc.batch_size, _bpd_labels(config)[0])
+        progress = _Progress(step, tc.num_steps, tc.batch_size, trainer.model.bpd_labels.train)
       prev, state, metrics = step, *compiled(state, batch)
       step += k
       pending.append(metrics)
@@ -164,7 +157,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         bpd, err = trainer.evaluate(state.ema_params, test_images)
         logging.info('step %d | eval bpd %.3f +- %.3f on %d test images (EMA params; %s)',
                      step, bpd, err, config.eval.num_examples or len(test_images),
-                     _bpd_labels(config)[1])
+                     trainer.model.bpd_labels.eval)
         _write(writer, metrics_path, step, {'eval/bpd': bpd, 'eval/bpd_stderr': err}, is_chief)
         ckpts.save_best(state, bpd)
         if is_chief:

@@ -19,29 +19,15 @@ import os
 import jax
 import numpy as np
 
-from dfflows import batching, evaluate
-from dfflows import trainer as trainer_lib
-from dfflows.data import input_pipeline
-from dfflows.models import build_model, common as model_common
-from dfflows.models.ddpm import scale_images
+from dfflows import evaluate, machine
+from dfflows.data import batching, input_pipeline
+from dfflows.models import common as model_common
+from dfflows.models.build import build_model
+from dfflows.training import trainer as trainer_lib
 from experiments import common, mnist_table
 
 BUCKETS = (('t=0 (decoder)', 0, 1), ('t=1', 1, 2), ('t=2..9', 2, 10), ('t=10..99', 10, 100),
            ('t=100..T-1', 100, None))
-
-
-def terms_in_nats(model, params, x, key) -> dict:
-  """Per-example nats of each bound term of `model` (DiffFlow or PixelDDPM)."""
-  if model.__class__.__name__ == 'DiffFlow':
-    k_deq, k_bound = jax.random.split(key)
-    z0, logdet = model.encode(params, x, k_deq)
-    model_fn = model._unet_fn(params['unet'], False, key)  # pylint: disable=protected-access
-    out = model.diffusion.full_bound(model_fn, z0, k_bound)
-    out['neg_logdet'] = -logdet
-  else:
-    model_fn = lambda x_t, t: model.unet.apply(params['unet'], x_t, t, train=False)
-    out = model.diffusion.full_bound(model_fn, scale_images(x), key)
-  return out
 
 
 def breakdown(kind: str, workdir: str, num_examples: int, estimator_draws: int = 200) -> dict:
@@ -53,7 +39,7 @@ def breakdown(kind: str, workdir: str, num_examples: int, estimator_draws: int =
   test_images, _ = input_pipeline.load_split(config.data, 'test')
   state, step = evaluate.restore_state(config, workdir, trainer,
                                        train_images[:config.train.batch_size], 'latest')
-  fn = jax.jit(lambda p, x, k: terms_in_nats(model, p, x, k))
+  fn = jax.jit(model.full_bound_terms)
   d = model_common.num_dims(model.image_shape)
   to_bits = lambda nats: float(np.mean(nats)) / (d * math.log(2))
   parts = []
@@ -92,7 +78,7 @@ def main():
                              args.estimator_draws) for kind in ('diffflow', 'ddpm')}
   names = list(results['diffflow']['bits_per_dim'])
   lines = ['# Bound terms of the mnist_table runs (bits/dim)', '',
-           f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}.',
+           f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}.',
            f'Command: `python -m experiments.bound_terms --workdir {args.workdir} --num_examples '
            f'{args.num_examples} --estimator_draws {args.estimator_draws}`; EMA params of the runs in results/mnist_table.md, the same '
            'test images; one x_t per t and example.', '',

@@ -1,7 +1,6 @@
 """Shared helpers of the experiment scripts: run a config, read its metrics, write results."""
 import json
 import os
-import subprocess
 import time
 from typing import Dict, List
 
@@ -9,20 +8,6 @@ import ml_collections
 
 
 from dfflows import train, visualize
-from dfflows.machine import describe
-
-
-def machine() -> str:
-  """A one-line description of the machine and software."""
-  return describe()
-
-
-def git_commit() -> str:
-  """The current commit of the repository (or 'unknown')."""
-  try:
-    return subprocess.check_output(['git', 'rev-parse', '--short', 'HEAD'], text=True).strip()
-  except (OSError, subprocess.CalledProcessError):
-    return 'unknown'
 
 
 def workdir_config(workdir: str) -> ml_collections.ConfigDict:

@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfflows import evaluate
-from dfflows import trainer as trainer_lib
+from dfflows import evaluate, machine
 from dfflows.data import input_pipeline
 from dfflows.diffusion import timesteps
-from dfflows.models import build_model
+from dfflows.models.build import build_model
+from dfflows.training import trainer as trainer_lib
 from experiments import common
 
 BATCH = 32
@@ -64,14 +64,8 @@ def main():
                                        train_images[:config.train.batch_size], 'latest')
   params, x = state.ema_params, jnp.asarray(test_images[:BATCH])
 
-  @jax.jit
-  def terms(params, x, key):
-    k_deq, k_bound = jax.random.split(key)
-    z0, logdet = model.encode(params, x, k_deq)
-    model_fn = model._unet_fn(params['unet'], False, key)  # pylint: disable=protected-access
-    return model.diffusion.full_bound(model_fn, z0, k_bound), logdet
-
-  full, logdet = jax.device_get(terms(params, x, trainer.base_key))
+  full = jax.device_get(jax.jit(model.full_bound_terms)(params, x, trainer.base_key))
+  logdet = -full['neg_logdet']
   vlb, prior = np.asarray(full['vlb_nats'], np.float64), np.asarray(full['prior_nats'], np.float64)
   d = int(np.prod(model.image_shape))
   to_bpd = lambda nats: (nats - float(np.mean(logdet))) / (d * math.log(2)) + 8.0
@@ -102,7 +96,7 @@ def main():
   ratio = rows['uniform, all t (before)']['std'] / rows[
       'importance (t_sampling=importance, default)']['std']
   lines = [f'# Spread of the one-sample bound estimate ({args.workdir}, step {step})', '',
-           f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}.',
+           f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}.',
            f'Command: `python -m experiments.estimator_spread --workdir {args.workdir} '
            f'--draws {args.draws} --name {args.name}`. EMA params; the mean over {BATCH} test '
            f'images, bits/dim; the per-t terms of one full-bound pass are fixed, so the rows '

@@ -24,10 +24,11 @@ from typing import Dict
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import ml_collections  # pylint: disable=g-import-not-at-top
 
 from configs import default
-from dfflows import evaluate, train, visualize
-from dfflows import trainer as trainer_lib
+from dfflows import evaluate, machine, train, visualize
+from dfflows.training import trainer as trainer_lib
 from experiments import common
 
 KINDS = ('diffflow', 'flow', 'ddpm')
@@ -46,7 +47,7 @@ def parse_steps(text: str) -> Dict[str, int]:
   return {k: int(steps[k]) for k in KINDS}
 
 
-def make_config(kind: str, steps: int, args) -> 'ml_collections.ConfigDict':
+def make_config(kind: str, steps: int, args) -> ml_collections.ConfigDict:
   """The default config for `kind` with the experiment's budget."""
   config = default.get_config()
   config.model.kind = kind
@@ -66,7 +67,7 @@ def make_config(kind: str, steps: int, args) -> 'ml_collections.ConfigDict':
   return config
 
 
-def saved_config(workdir: str) -> 'ml_collections.ConfigDict':
+def saved_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run of this script trained in `workdir` (rebuilt from its config.json)."""
   with open(os.path.join(workdir, 'config.json')) as f:
     saved = json.load(f)
@@ -104,7 +105,7 @@ def trajectory_strip(workdir: str) -> str:
   if not os.path.exists(path):
     import jax  # pylint: disable=g-import-not-at-top
     from dfflows.data import input_pipeline  # pylint: disable=g-import-not-at-top
-    from dfflows.models import build_model  # pylint: disable=g-import-not-at-top
+    from dfflows.models.build import build_model  # pylint: disable=g-import-not-at-top
     config = saved_config(os.path.join(workdir, 'diffflow'))
     trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
     images, _ = input_pipeline.load_split(config.data, 'train')
@@ -154,7 +155,7 @@ def report(args, steps: Dict[str, int]) -> None:
   step_text = ','.join(f'{k}={steps[k]}' for k in KINDS)
   lines = [
       '# MNIST: DiffFlows vs NSF vs DDPM at a CPU budget', '',
-      f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}, seed 0.',
+      f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}, seed 0.',
       f'Command: `python -m experiments.mnist_table --steps {step_text} --dataset {args.dataset}'
       f'{" --manual_dir " + args.manual_dir if args.manual_dir else ""}'
       f' --eval_examples {args.eval_examples} --fid_samples {args.fid_samples}`.', '',

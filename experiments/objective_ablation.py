@@ -15,6 +15,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from configs import default
+from dfflows import machine
 from experiments import common
 
 OBJECTIVES = ('bound', 'thesis_eq_4_6')
@@ -49,7 +50,7 @@ def main():
   fig.savefig(os.path.join(out, 'objective_ablation.png'), dpi=100)
   lines = [
       '# Objective ablation: thesis eq. 4.6 vs the valid bound', '',
-      f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}.',
+      f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}.',
       f'Command: `python -m experiments.objective_ablation --steps {args.steps}` '
       '(configs/default.py, embedded MNIST subset, seed 0).', '',
       '| objective | wall (s) | final std(z0) | final -log\\|det\\| bpd | final bound bpd | eval bpd |',

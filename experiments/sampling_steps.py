@@ -22,11 +22,11 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from dfflows import evaluate, rng
-from dfflows import trainer as trainer_lib
+from dfflows import evaluate, machine, rng
 from dfflows.data import input_pipeline
 from dfflows.metrics import fid
-from dfflows.models import build_model
+from dfflows.models.build import build_model
+from dfflows.training import trainer as trainer_lib
 from experiments import common, mnist_table
 
 
@@ -72,7 +72,7 @@ def write(rows, args) -> None:
   fig.savefig(os.path.join(out, 'sampling_steps.png'), dpi=100)
   plt.close(fig)
   lines = ['# FID and sampling time vs reverse steps', '',
-           f'Date {datetime.date.today()}, {common.machine()}, commit {common.git_commit()}.',
+           f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}.',
            f'Command: `python -m experiments.sampling_steps --workdir {args.workdir} --fid_samples '
            f'{args.fid_samples} --steps {args.steps} --ddim {args.ddim}` on the models that '
            '`experiments.mnist_table` trained (results/mnist_table.md). FID: dfflows\' MNIST '

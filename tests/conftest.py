@@ -8,7 +8,9 @@ import atexit
 import os
 import shutil
 import tempfile
+from typing import Any, NamedTuple
 
+import ml_collections
 import pytest
 
 # Read by JAX when it is first imported (test modules import it after this file)
@@ -23,3 +25,24 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 def data_dir(tmp_path_factory):
   """One TFDS data_dir for the embedded dataset, prepared once per test session."""
   return str(tmp_path_factory.mktemp('tfds'))
+
+
+class TinyRun(NamedTuple):
+  """A finished 4-step run of the tiny DiffFlow config (tests copy `workdir` to change it)."""
+  config: ml_collections.ConfigDict
+  workdir: str
+  state: Any
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory, data_dir) -> TinyRun:
+  """The tiny DiffFlow trained once per session; its checkpoint, metrics and evaluate tests
+  share it (each copies the workdir before writing to it)."""
+  from dfflows import train  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
+  config = tiny_config('diffflow')
+  config.data.data_dir = data_dir
+  workdir = str(tmp_path_factory.mktemp('tiny_run') / 'run')
+  state = train.train_and_evaluate(config, workdir)
+  return TinyRun(config, workdir, state)
+

@@ -1,6 +1,8 @@
 """Small configs and data shared by the model and training tests."""
 import os
+import shutil
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -66,3 +68,14 @@ class NaNOnMarkedBatch:
 
   def __getattr__(self, name):
     return getattr(self.model, name)
+
+
+def copy_run(run, dest) -> str:
+  """A private copy at `dest` of the workdir of a shared run (conftest's `tiny_run`)."""
+  shutil.copytree(run.workdir, str(dest))
+  return str(dest)
+
+
+def param_leaves(state) -> list:
+  """The params of a TrainState as a list of numpy arrays (for exact comparisons)."""
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]

@@ -5,12 +5,12 @@ import os
 
 import pytest
 
-from dfflows import config_checks
 from dfflows.data import input_pipeline
-from dfflows.models import build_model
+from dfflows.models.build import build_model
+from dfflows.training import config_checks
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
+NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO_ROOT, 'configs', '*.py'))
                if not p.endswith(('__init__.py', 'thesis.py')))
 
 

@@ -4,8 +4,8 @@ import os
 import re
 import subprocess
 import sys
+from tests.helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run_main(workdir, data_dir, *extra):
@@ -15,7 +15,7 @@ def _run_main(workdir, data_dir, *extra):
          '--config.train.checkpoint_every=12', '--config.train.eval_every=12',
          '--config.train.sample_every=12', *extra]
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
-  return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
 def _stamp(line):

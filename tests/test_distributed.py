@@ -9,9 +9,8 @@ import jax
 import numpy as np
 
 from dfflows import train
-from tests.helpers import tiny_config
+from tests.helpers import REPO_ROOT, tiny_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _free_port() -> int:
@@ -26,7 +25,7 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
   logs = [open(tmp_path / f'log{i}', 'w+') for i in range(2)]
   procs = [subprocess.Popen([sys.executable, '-m', 'tests.distributed_worker', str(i), str(port),
-                             workdir, data_dir, out], cwd=ROOT, env=env, stdout=logs[i],
+                             workdir, data_dir, out], cwd=REPO_ROOT, env=env, stdout=logs[i],
                             stderr=subprocess.STDOUT) for i in range(2)]
   try:
     codes = [p.wait(timeout=1200) for p in procs]

@@ -6,30 +6,22 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
 
-from dfflows import batching, train
-from dfflows import trainer as trainer_lib
-from dfflows.checkpoints import Checkpoints
+from dfflows import train
+from dfflows.data import batching
 from dfflows.data import input_pipeline
-from tests.helpers import NaNOnMarkedBatch, tiny_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _leaves(state):
-  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
+from dfflows.training import trainer as trainer_lib
+from dfflows.training.checkpoints import Checkpoints
+from tests.helpers import NaNOnMarkedBatch, REPO_ROOT, param_leaves, tiny_config
 
 
-def test_same_config_and_seed_give_bitwise_identical_params(tmp_path, data_dir):
-  config = tiny_config('flow')
-  config.data.data_dir = data_dir
-  config.train.num_steps = 3
-  a = train.train_and_evaluate(config, str(tmp_path / 'a'))
-  b = train.train_and_evaluate(config, str(tmp_path / 'b'))
-  for x, y in zip(_leaves(a), _leaves(b)):
+
+
+def test_same_config_and_seed_give_bitwise_identical_params(tiny_run, tmp_path):
+  again = train.train_and_evaluate(tiny_run.config, str(tmp_path / 'again'))
+  for x, y in zip(param_leaves(tiny_run.state), param_leaves(again)):
     np.testing.assert_array_equal(x, y)
 
 
@@ -68,7 +60,7 @@ def test_a_streak_of_nan_steps_stops_training_and_keeps_the_last_good_checkpoint
   restored, step = ckpts.restore(trainer.init_state(first))
   ckpts.close()
   assert step == 2 and int(restored.step) == 2
-  assert all(np.all(np.isfinite(x)) for x in _leaves(restored))
+  assert all(np.all(np.isfinite(x)) for x in param_leaves(restored))
 
 
 def _start(workdir, data_dir, log_path):
@@ -79,7 +71,7 @@ def _start(workdir, data_dir, log_path):
          '--config.train.log_every=1000', '--config.train.eval_every=100000',
          '--config.train.sample_every=100000']
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
-  return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+  return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                           stderr=open(log_path, 'w'))
 
 

@@ -3,11 +3,10 @@
 GPU machines often have JAX but not TensorFlow (too large to carry as a wheel);
 `benchmarks/bench_train.py` must run there, so its imports must not need them.
 """
-import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO_ROOT
 
 BLOCKED = ('tensorflow', 'tensorflow_datasets', 'clu', 'tf_keras')
 SCRIPT = f'''
@@ -17,7 +16,7 @@ class Block(importlib.abc.MetaPathFinder):
     if name.split('.')[0] in {BLOCKED!r}:
       raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
-import dfflows.trainer, dfflows.models, dfflows.batching, dfflows.flows
+import dfflows.training.trainer, dfflows.models.build, dfflows.data.batching, dfflows.flows
 sys.path.insert(0, 'benchmarks')
 import bench_train
 print('imported')
@@ -25,14 +24,14 @@ print('imported')
 
 
 def test_train_step_models_and_benchmark_import_without_tensorflow_or_clu():
-  proc = subprocess.run([sys.executable, '-c', SCRIPT], cwd=ROOT, capture_output=True,
+  proc = subprocess.run([sys.executable, '-c', SCRIPT], cwd=REPO_ROOT, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0 and 'imported' in proc.stdout, proc.stderr[-3000:]
 
 
 def test_the_blocker_works():
   """The same script fails when a blocked package is imported (so the test above can fail)."""
-  script = SCRIPT.replace('import dfflows.trainer', 'import dfflows.train, dfflows.trainer')
-  proc = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True,
+  script = SCRIPT.replace('import dfflows.training.trainer', 'import dfflows.train, dfflows.training.trainer')
+  proc = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode != 0 and 'blocked' in proc.stderr

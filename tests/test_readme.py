@@ -4,11 +4,11 @@ import io
 import os
 import re
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO_ROOT
 
 
 def test_readme_python_example_runs():
-  with open(os.path.join(ROOT, 'README.md')) as f:
+  with open(os.path.join(REPO_ROOT, 'README.md')) as f:
     blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
   assert blocks, 'README has no python example'
   out = io.StringIO()

@@ -1,7 +1,7 @@
 """Input pipelines: whole splits as uint8 numpy arrays.
 
 `load_split` returns a preprocessed split in memory; batching (`train_batches`,
-`eval_batches`) is in `dfflows.batching`, which needs no TensorFlow.
+`eval_batches`) is in `dfflows.data.batching`, which needs no TensorFlow.
 """
 from typing import Callable, Optional
 

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from dfflows.data import idx
+from dfflows.data.mnist_idx import mnist_info
 
 EMBEDDED_FILE = 'embedded/mnist_test.npz'
 NUM_TRAIN = 9_000
@@ -67,17 +68,8 @@ class MnistEmbedded(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {'1.0.0': 'MNIST test split, first 9,000 -> train, last 1,000 -> test.'}
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(shape=(28, 28, 1)),
-            'label': tfds.features.ClassLabel(num_classes=10),
-            # Position in the official MNIST test split (TFDS reorders examples).
-            'index': tfds.features.Scalar(dtype=np.int64),
-        }),
-        supervised_keys=('image', 'label'),
-        homepage='http://yann.lecun.com/exdb/mnist/',
-    )
+    # 'index': the position in the official MNIST test split.
+    return mnist_info(self, __doc__)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # Nothing to download: the data ship with the package.

@@ -14,6 +14,22 @@ import tensorflow_datasets as tfds
 from dfflows.data import idx
 
 
+def mnist_info(builder: tfds.core.GeneratorBasedBuilder,
+               description: str) -> tfds.core.DatasetInfo:
+  """DatasetInfo of an MNIST builder: image, label and 'index' (position in the source
+  files; TFDS reorders examples)."""
+  return builder.dataset_info_from_configs(
+      description=description,
+      features=tfds.features.FeaturesDict({
+          'image': tfds.features.Image(shape=(28, 28, 1)),
+          'label': tfds.features.ClassLabel(num_classes=10),
+          'index': tfds.features.Scalar(dtype=np.int64),
+      }),
+      supervised_keys=('image', 'label'),
+      homepage='http://yann.lecun.com/exdb/mnist/',
+  )
+
+
 class MnistIdx(tfds.core.GeneratorBasedBuilder):
   """MNIST (LeCun et al.) from local IDX files in the TFDS manual_dir."""
 
@@ -24,17 +40,7 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
       't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; gzipped or not) in manual_dir.')
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(shape=(28, 28, 1)),
-            'label': tfds.features.ClassLabel(num_classes=10),
-            # Position in the IDX file (TFDS reorders examples).
-            'index': tfds.features.Scalar(dtype=np.int64),
-        }),
-        supervised_keys=('image', 'label'),
-        homepage='http://yann.lecun.com/exdb/mnist/',
-    )
+    return mnist_info(self, __doc__)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     manual_dir = str(dl_manager.manual_dir)

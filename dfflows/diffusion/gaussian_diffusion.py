@@ -15,17 +15,16 @@ All arrays are NHWC (any rank >= 2 with the batch first). The network output
 `model_out` has 2C channels (eps, raw v in [-1, 1]) when `learn_sigma`, else C
 channels (eps) with a fixed variance.
 """
-import math
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import distrax
 import jax
 import jax.numpy as jnp
 from jax.scipy import special
-import ml_collections
 import numpy as np
 
 from dfflows.diffusion import schedules
+from dfflows.metrics.bpd import discrete_nats_to_bpd
 
 Array = jnp.ndarray
 ModelFn = Callable[[Array, Array], Array]
@@ -72,17 +71,6 @@ def discretized_gaussian_nll(x: Array, mean: Array, log_var: Array) -> Array:
   log_probs = jnp.where(x < -0.999, special.log_ndtr(upper),
                         jnp.where(x > 0.999, special.log_ndtr(-lower), log_mid))
   return -log_probs
-
-
-def nats_to_bpd(nats: Array, num_dims: int) -> Array:
-  """Converts nats per example to bits per dimension: nats / (D log 2).
-
-  For 8-bit images modelled in [-1, 1] with a discretised decoder this is the
-  usual bits/dim. For a continuous density the caller adds the change of
-  variables to the data scale (e.g. log(127.5) per dim from [-1, 1] to [0, 255],
-  plus any dequantisation term) before converting.
-  """
-  return nats / (num_dims * math.log(2.0))
 
 
 class GaussianDiffusion:
@@ -141,14 +129,6 @@ class GaussianDiffusion:
         1.0 - self.alphas_cumprod)
     self.log_betas = np.log(betas)
     self.large_log_variance = np.log(np.append(self.posterior_variance[1], betas[1:]))
-
-  @classmethod
-  def from_config(cls, diffusion_config: ml_collections.ConfigDict,
-                  decoder: str = 'continuous') -> 'GaussianDiffusion':
-    """Builds the diffusion of a `config.diffusion` section."""
-    betas = schedules.get_beta_schedule(diffusion_config.schedule,
-                                        diffusion_config.num_timesteps)
-    return cls(betas, learn_sigma=diffusion_config.learn_sigma, decoder=decoder)
 
   # --- helpers -------------------------------------------------------------
 
@@ -291,7 +271,7 @@ class GaussianDiffusion:
     vlb_hybrid = self.vlb_term(model_out, x0, x_t, t, stop_grad_mean=True)
     vlb_t = self.vlb_term(model_out, x0, x_t, t)
     num_dims = int(np.prod(x0.shape[1:]))
-    loss = l_simple + vlb_weight * self.num_timesteps * nats_to_bpd(vlb_hybrid, num_dims)
+    loss = l_simple + vlb_weight * self.num_timesteps * discrete_nats_to_bpd(vlb_hybrid, num_dims)
     bound = self.num_timesteps * vlb_t + self.prior_kl(x0)
     return dict(loss=loss, l_simple=l_simple, vlb_t=vlb_t, bound=bound, t=t)
 

@@ -3,12 +3,12 @@ from dfflows.flows.actnorm import ActNorm
 from dfflows.flows.bijector import FlowBijector
 from dfflows.flows.conv1x1 import Conv1x1, Conv1x1LU
 from dfflows.flows.couplings import AffineCoupling, SplineCoupling
-from dfflows.flows.dequantize import Logit, bits_per_dim, uniform_dequantize
-from dfflows.flows.multiscale import FlowLevel, FlowStep, MultiScaleFlow, build_flow
+from dfflows.flows.dequantize import Logit, uniform_dequantize
+from dfflows.flows.multiscale import FlowLevel, FlowStep, MultiScaleFlow
 from dfflows.flows.squeeze import Squeeze, squeeze, unsqueeze
 
 __all__ = [
     'ActNorm', 'AffineCoupling', 'Conv1x1', 'Conv1x1LU', 'FlowBijector', 'FlowLevel',
-    'FlowStep', 'Logit', 'MultiScaleFlow', 'Squeeze', 'SplineCoupling', 'bits_per_dim',
-    'build_flow', 'squeeze', 'uniform_dequantize', 'unsqueeze',
+    'FlowStep', 'Logit', 'MultiScaleFlow', 'Squeeze', 'SplineCoupling',
+    'squeeze', 'uniform_dequantize', 'unsqueeze',
 ]

@@ -4,6 +4,7 @@ from typing import Any, Optional, Sequence, Tuple
 import distrax
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 DIRECTIONS = ('normalizing', 'generative')
 
@@ -18,6 +19,12 @@ class FlowBijector(distrax.Bijector):
   With `event_shape` (H, W, C) given, inputs of any other event shape raise a
   ValueError naming both shapes (otherwise e.g. ActNorm's per-channel params
   would silently broadcast over a wrong channel count).
+
+  Support: a MultiScaleFlow with a Logit layer is a bijection from the logit's domain
+  (per entry -alpha / (1 - 2 alpha) < u < (1 - alpha) / (1 - 2 alpha), which contains
+  [0, 1)) to R^D. Outside it the normalizing log-det is -inf, so `log_prob` is -inf.
+  A NaN input is a ValueError when the input is a concrete array; under `jax.jit` the
+  NaN propagates (values cannot be checked there).
 
   Example (the flow-only model p(x) = N(f(x); 0, I) |det df/dx|):
 
@@ -49,6 +56,8 @@ class FlowBijector(distrax.Bijector):
     if self._event_shape is not None and tuple(x.shape[-3:]) != self._event_shape:
       raise ValueError(f'FlowBijector.{caller}: expected events of shape {self._event_shape} '
                        f'(H, W, C); got an input of shape {x.shape}.')
+    if not isinstance(x, jax.core.Tracer) and bool(jnp.any(jnp.isnan(x))):
+      raise ValueError(f'FlowBijector.{caller}: the input contains NaN.')
     unbatched = x.ndim == 3
     xb = x[None] if unbatched else x
     y, logdet = self._module.apply(self._variables, xb,

@@ -1,15 +1,7 @@
 """Uniform dequantisation of 8-bit images and the logit preprocessing layer.
 
-Bits per dimension. A flow gives a density p(u) on u in [0, 1)^D, where
-u = (x + U[0, 1)) / 256 for the 8-bit image x. The discrete model
-P(x) = integral over its cell of volume 256^-D of p(u) du is bounded by Jensen:
--log P(x) <= E[-log p(u)] + D log 256, i.e. the density of the unscaled
-dequantised value x + U (in [0, 256)^D) is p(u) / 256^D. Therefore
-
-  bpd = (NLL(u) + D log 256) / (D log 2),
-
-where NLL(u) = -log p(u) in nats, including the log-dets of every layer after
-u (here `Logit`).
+The bits/dim of a density on u is `dfflows.metrics.bpd.continuous_nats_to_bpd`, with
+NLL(u) including the log-dets of every layer after u (here `Logit`).
 """
 from typing import Tuple
 
@@ -17,7 +9,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dfflows.metrics.bpd import continuous_nats_to_bpd
 
 
 def uniform_dequantize(key: jax.Array, x_uint8: jax.Array) -> jax.Array:
@@ -25,9 +16,6 @@ def uniform_dequantize(key: jax.Array, x_uint8: jax.Array) -> jax.Array:
   noise = jax.random.uniform(key, x_uint8.shape, jnp.float32)
   return (x_uint8.astype(jnp.float32) + noise) / 256.
 
-
-# (NLL(u) + D log 256) / (D log 2) for NLL(u) in nats of u in [0,1)^D; one definition.
-bits_per_dim = continuous_nats_to_bpd
 
 
 class Logit(nn.Module):
@@ -37,6 +25,9 @@ class Logit(nn.Module):
   Inverse: u = (sigmoid(y) - alpha) / (1 - 2 alpha).
   Log-det of the forward map: sum over entries of
   log(1 - 2 alpha) - log p - log(1 - p).
+  Support: 0 < p < 1, i.e. -alpha / (1 - 2 alpha) < u < (1 - alpha) / (1 - 2 alpha), which
+  contains [0, 1). An example with an entry outside it has log-det -inf (its density is 0),
+  and the entry maps to y = 0 so that nothing downstream turns into NaN.
   """
   alpha: float = 0.05
 
@@ -54,9 +45,12 @@ class Logit(nn.Module):
     """Returns y = logit(alpha + (1 - 2 alpha) u) and the log-det per example."""
     self._check(u)
     p = self.alpha + (1. - 2. * self.alpha) * u
-    y = jnp.log(p) - jnp.log1p(-p)
-    logdet = jnp.log1p(-2. * self.alpha) - jnp.log(p) - jnp.log1p(-p)
-    return y, jnp.sum(logdet.reshape(u.shape[0], -1), axis=1)
+    inside = (p > 0.) & (p < 1.)
+    p = jnp.where(inside, p, 0.5)  # Keeps the values (and gradients) inside unchanged.
+    y = jnp.where(inside, jnp.log(p) - jnp.log1p(-p), 0.)
+    logdet = jnp.sum((jnp.log1p(-2. * self.alpha) - jnp.log(p) - jnp.log1p(-p)).reshape(
+        u.shape[0], -1), axis=1)
+    return y, jnp.where(jnp.all(inside.reshape(u.shape[0], -1), axis=1), logdet, -jnp.inf)
 
   def inverse(self, y: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """Returns u = (sigmoid(y) - alpha) / (1 - 2 alpha) and log|det du/dy|."""

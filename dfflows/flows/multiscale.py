@@ -4,7 +4,6 @@ from typing import Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from dfflows.flows.actnorm import ActNorm
 from dfflows.flows.checks import check_nhwc
@@ -209,16 +208,3 @@ def _check_options(coupling: str, mask: str, conv1x1: str) -> None:
     raise ValueError(f'Unknown mask {mask!r}; expected one of {MASKS}.')
   if conv1x1 not in CONV1X1S:
     raise ValueError(f'Unknown conv1x1 {conv1x1!r}; expected one of {CONV1X1S}.')
-
-
-def build_flow(flow_config: ml_collections.ConfigDict,
-               conv_impl: str = 'xla') -> MultiScaleFlow:
-  """Returns the MultiScaleFlow described by the `config.flow` section."""
-  _check_options(flow_config.coupling, flow_config.mask, flow_config.conv1x1)
-  return MultiScaleFlow(
-      num_levels=flow_config.num_levels, num_steps=flow_config.num_steps,
-      hidden_channels=flow_config.hidden_channels,
-      num_res_blocks=flow_config.num_res_blocks, coupling=flow_config.coupling,
-      num_bins=flow_config.num_bins, tail_bound=flow_config.tail_bound,
-      mask=flow_config.mask, conv1x1=flow_config.conv1x1, scan=flow_config.scan,
-      logit_alpha=flow_config.logit_alpha, conv_impl=conv_impl)

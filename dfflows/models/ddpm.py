@@ -9,7 +9,7 @@ U-Net is a residual on the reverse process that is exact for N(0, I) data
 (`common.gaussian_residual_fn`); both off is the plain Improved DDPM of the thesis.
 """
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +18,8 @@ from dfflows.diffusion import samplers
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
 from dfflows.metrics.bpd import discrete_nats_to_bpd
 from dfflows.models import common
-
-Params = Any
+from dfflows.models.interface import BpdLabels, Params, SamplingPlan
+from dfflows.nets.unet import UNet
 
 
 def scale_images(x: jnp.ndarray) -> jnp.ndarray:
@@ -30,7 +30,7 @@ def scale_images(x: jnp.ndarray) -> jnp.ndarray:
 @dataclasses.dataclass(frozen=True)
 class PixelDDPM:
   """Improved DDPM on pixels."""
-  unet: Any  # dfflows.nets.unet.UNet
+  unet: UNet  # out_channels = image channels * (2 if learn_sigma else 1).
   diffusion: GaussianDiffusion
   image_shape: Tuple[int, int, int]
   vlb_weight: float = 0.001
@@ -38,6 +38,20 @@ class PixelDDPM:
   ddim_eta: float = 0.0
   eps_skip: bool = True
   variance_skip: bool = True
+
+  @property
+  def bpd_labels(self) -> BpdLabels:
+    """The training metric and `eval_bpd` are one-sample (uniform t) estimates of the bound."""
+    return BpdLabels(train='one-sample bound estimate',
+                     eval=('bound with one uniform-sampled t per image: an unbiased estimate; '
+                           'dfflows.evaluate sums every t'),
+                     full='full variational bound, every t summed')
+
+  def sampling_plan(self, num_steps: int) -> SamplingPlan:
+    """Reverse diffusion with min(num_steps, T) respaced steps."""
+    steps = min(num_steps, self.diffusion.num_timesteps)
+    return SamplingPlan(steps, f'{self.sampler}, {steps} of {self.diffusion.num_timesteps} steps',
+                        steps)
 
   def _model_fn(self, params: Params, train: bool, key: jax.Array):
     """The eps/v network as a model_fn(x_t, t) (see `common.gaussian_residual_fn`)."""
@@ -71,10 +85,15 @@ class PixelDDPM:
     """One-sample unbiased estimate of the bound in bits/dim, per example."""
     return self._terms(params, x, key, False)[1]
 
+  def full_bound_terms(self, params: Params, x: jnp.ndarray,
+                       key: jax.Array) -> Dict[str, jnp.ndarray]:
+    """Every term of the bound in nats per example (`HasBoundTerms`)."""
+    common.check_images(x, self.image_shape)
+    return self.diffusion.full_bound(self._model_fn(params, False, key), scale_images(x), key)
+
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed, in bits/dim per example."""
-    model_fn = self._model_fn(params, False, key)
-    nats = self.diffusion.full_bound(model_fn, scale_images(x), key)['total_nats']
+    nats = self.full_bound_terms(params, x, key)['total_nats']
     return discrete_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
   def sample(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,

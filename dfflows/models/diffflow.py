@@ -19,7 +19,7 @@ params; with `unet_loss='bound'` both are trained by the bound in one pass.
 (an ablation: it rewards shrinking z0 and the model collapses).
 """
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -27,20 +27,28 @@ import numpy as np
 
 from dfflows.diffusion import samplers, timesteps
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
-from dfflows.flows import squeeze, unsqueeze, uniform_dequantize
+from dfflows.flows import MultiScaleFlow, squeeze, unsqueeze, uniform_dequantize
 from dfflows.metrics.bpd import LOG2, continuous_nats_to_bpd
 from dfflows.models import common
+from dfflows.models.interface import BpdLabels, Params, SamplingPlan
+from dfflows.nets.unet import UNet
 
-Params = Any
 OBJECTIVES = ('bound', 'thesis_eq_4_6')
 UNET_LOSSES = ('hybrid', 'bound')
+
+
+def latent_shape(image_shape: Tuple[int, int, int], latent_squeeze: int) -> Tuple[int, int, int]:
+  """Shape of the flow latent of `image_shape` squeezed `latent_squeeze` times."""
+  h, w, c = image_shape
+  f = 2**latent_squeeze
+  return (h // f, w // f, c * f * f)
 
 
 @dataclasses.dataclass(frozen=True)
 class DiffFlow:
   """Flow `flow` (x -> z0, same shape) followed by a diffusion model on z0."""
-  flow: Any  # dfflows.flows.MultiScaleFlow
-  unet: Any  # dfflows.nets.unet.UNet
+  flow: MultiScaleFlow
+  unet: UNet  # On the latent, with out_channels = latent channels * (2 if learn_sigma else 1).
   diffusion: GaussianDiffusion
   image_shape: Tuple[int, int, int]
   latent_squeeze: int = 0
@@ -70,9 +78,21 @@ class DiffFlow:
   @property
   def latent_shape(self) -> Tuple[int, int, int]:
     """Shape of the (squeezed) latent that the U-Net sees."""
-    h, w, c = self.image_shape
-    f = 2**self.latent_squeeze
-    return (h // f, w // f, c * f * f)
+    return latent_shape(self.image_shape, self.latent_squeeze)
+
+  @property
+  def bpd_labels(self) -> BpdLabels:
+    """The training metric and `eval_bpd` are one-sample estimates of the bound."""
+    return BpdLabels(train='one-sample bound estimate',
+                     eval=(f'bound with one {self.t_sampling}-sampled t per image: an unbiased '
+                           'estimate; dfflows.evaluate sums every t'),
+                     full='full variational bound, every t summed')
+
+  def sampling_plan(self, num_steps: int) -> SamplingPlan:
+    """Reverse diffusion with min(num_steps, T) respaced steps, then one flow inverse."""
+    steps = min(num_steps, self.diffusion.num_timesteps)
+    return SamplingPlan(steps, f'{self.sampler}, {steps} of {self.diffusion.num_timesteps} steps',
+                        steps + 1)
 
   def to_latent(self, z: jnp.ndarray) -> jnp.ndarray:
     """Squeezes the flow output `latent_squeeze` times."""
@@ -173,13 +193,19 @@ class DiffFlow:
     nats, _ = self.bound_terms(self._unet_fn(params['unet'], False, k_tn), z0, k_tn)
     return continuous_nats_to_bpd(nats - logdet, common.num_dims(self.image_shape))
 
-  def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
-    """The bound with every t summed (prior, all KLs, decoder), in bits/dim per example."""
+  def full_bound_terms(self, params: Params, x: jnp.ndarray,
+                       key: jax.Array) -> Dict[str, jnp.ndarray]:
+    """Every term of the bound in nats per example (`HasBoundTerms`), with 'neg_logdet'."""
     k_deq, k_bound = jax.random.split(key)
     z0, logdet = self.encode(params, x, k_deq)
     model_fn = self._unet_fn(params['unet'], False, key)
-    nats = self.diffusion.full_bound(model_fn, z0, k_bound)['total_nats'] - logdet
-    return continuous_nats_to_bpd(nats, common.num_dims(self.image_shape))
+    return {**self.diffusion.full_bound(model_fn, z0, k_bound), 'neg_logdet': -logdet}
+
+  def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
+    """The bound with every t summed (prior, all KLs, decoder), in bits/dim per example."""
+    terms = self.full_bound_terms(params, x, key)
+    return continuous_nats_to_bpd(terms['total_nats'] + terms['neg_logdet'],
+                                  common.num_dims(self.image_shape))
 
   def _reverse_process(self, params: Params, key: jax.Array, num_steps: Optional[int]):
     """The diffusion (respaced to num_steps if fewer than T) and eps-network for sampling."""

@@ -15,7 +15,6 @@ from typing import Any, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
-import ml_collections
 
 from dfflows.nets.conv import Conv
 
@@ -158,15 +157,3 @@ class UNet(nn.Module):
 
 
 COMPUTE_DTYPES = ('float32', 'bfloat16')  # unet.dtype
-
-
-def build_unet(unet_config: ml_collections.ConfigDict, out_channels: int,
-               conv_impl: str = 'xla') -> UNet:
-  """Builds the U-Net of a `config.unet` section with `out_channels` outputs."""
-  return UNet(ch=unet_config.ch, ch_mult=tuple(unet_config.ch_mult),
-              num_res_blocks=unet_config.num_res_blocks,
-              attn_resolutions=tuple(unet_config.attn_resolutions),
-              dropout=unet_config.dropout, num_heads=unet_config.num_heads,
-              out_channels=out_channels, conv_impl=conv_impl,
-              dtype=jnp.dtype(unet_config.get('dtype', 'float32')),
-              remat=unet_config.get('remat', False))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from dfflows.data import batching
 from dfflows.data import input_pipeline as ip
-from dfflows import batching
 
 
 def _config(name, image_size, channels, **kwargs):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import dfflows.data  # pylint: disable=unused-import  (registers the builders)
 from dfflows.data import idx
 from dfflows.data import input_pipeline
 from dfflows.data import mnist_embedded

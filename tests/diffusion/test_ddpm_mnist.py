@@ -10,6 +10,7 @@ import pytest
 from dfflows.data import idx
 from dfflows.diffusion import gaussian_diffusion as gd
 from dfflows.diffusion import schedules
+from dfflows.metrics.bpd import discrete_nats_to_bpd
 from dfflows.nets import unet as unet_lib
 from tests.helpers import SHARED_MNIST
 
@@ -40,7 +41,7 @@ def test_tiny_ddpm_lowers_its_bound_on_mnist():
   def bpd(params):
     out = diffusion.full_bound(lambda x, t: model.apply(params, x, t), held_out,
                                jax.random.PRNGKey(7))
-    return jnp.mean(gd.nats_to_bpd(out['total_nats'], 256))
+    return jnp.mean(discrete_nats_to_bpd(out['total_nats'], 256))
 
   @jax.jit
   def step(params, opt_state, key):

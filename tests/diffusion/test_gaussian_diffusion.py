@@ -4,7 +4,6 @@ import math
 import jax
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from scipy import stats
@@ -269,12 +268,3 @@ def test_respace_keeps_alpha_bar_and_maps_timesteps():
   np.testing.assert_array_equal(seen[0], [11, 19])
   with pytest.raises(ValueError, match='Kept'):
     gd.respace(diffusion, [3, 20])
-
-
-def test_from_config_and_nats_to_bpd():
-  config = ml_collections.ConfigDict(dict(num_timesteps=30, schedule='linear',
-                                          learn_sigma=False))
-  diffusion = gd.GaussianDiffusion.from_config(config, decoder='discretized')
-  np.testing.assert_allclose(diffusion.betas, schedules.get_beta_schedule('linear', 30))
-  assert not diffusion.learn_sigma and diffusion.decoder == 'discretized'
-  np.testing.assert_allclose(gd.nats_to_bpd(jnp.array(784 * math.log(2)), 784), 1.0)

@@ -89,3 +89,23 @@ def test_wrong_event_shape_is_a_clear_error(model):
     FlowBijector(flow, variables, event_shape=(4, 4))
   y, _ = bijector.inverse_and_log_det(x)  # the right shape still works
   assert y.shape == x.shape
+
+
+@pytest.mark.parametrize('bad', [1.5, -0.1])
+def test_log_prob_outside_the_support_is_minus_inf_and_leaves_the_rest(model, bad):
+  """The logit's domain (alpha 0.05: -0.0556 < u < 1.0556) is the support; u = 1.5 or -0.1
+  in one entry of one example gives that example -inf, the others their own values."""
+  flow, variables, x = model
+  outside = x.at[1, 2, 3, 0].set(bad)
+  log_prob = jax.jit(lambda v, x: _transformed(flow, v).log_prob(x))(variables, outside)
+  assert np.isneginf(log_prob[1])
+  np.testing.assert_allclose(np.asarray(log_prob)[[0, 2]], _by_hand(flow, variables, x)[[0, 2]],
+                             rtol=1e-5, atol=1e-4)
+  grads = jax.grad(lambda x: jnp.sum(_transformed(flow, variables).log_prob(x)[jnp.array([0, 2])]))(outside)
+  assert np.all(np.isfinite(grads))  # No NaN leaks from the -inf example.
+
+
+def test_nan_input_is_an_error(model):
+  flow, variables, x = model
+  with pytest.raises(ValueError, match='NaN'):
+    _transformed(flow, variables).log_prob(x.at[0, 0, 0, 0].set(jnp.nan))

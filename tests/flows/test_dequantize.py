@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfflows.flows import Logit, bits_per_dim, uniform_dequantize
+from dfflows.flows import Logit, uniform_dequantize
 from tests.flows.flow_testing import check_bijection
 
 
@@ -30,9 +30,12 @@ def test_logit_rejects_bad_alpha():
     Logit(0.5).apply({}, jnp.ones((1, 2)) * 0.5)
 
 
-def test_bits_per_dim_of_uniform_density_is_8():
-  # The uniform density on [0, 1)^D has NLL 0: 8 bits per 8-bit pixel.
-  np.testing.assert_allclose(bits_per_dim(jnp.zeros(()), 784), 8.0, rtol=1e-6)
-  nll = 1234.5
-  np.testing.assert_allclose(bits_per_dim(jnp.asarray(nll), 100),
-                             (nll + 100 * np.log(256)) / (100 * np.log(2)), rtol=1e-6)
+def test_logit_outside_its_domain_has_log_det_minus_inf_and_finite_output():
+  layer = Logit(0.05)
+  u = jnp.array([[0.5, 0.2], [1.5, 0.2], [-0.1, 0.2], [1.05, -0.05]])  # last row: just inside
+  y, logdet = layer.apply({}, u)
+  assert np.all(np.isfinite(y))
+  assert np.isneginf(logdet[1]) and np.isneginf(logdet[2])
+  p = 0.05 + 0.9 * np.asarray(u)[[0, 3]]
+  np.testing.assert_allclose(np.asarray(logdet)[[0, 3]], np.sum(np.log(0.9) - np.log(p) - np.log1p(-p), 1),
+                             rtol=1e-5)

@@ -1,12 +1,11 @@
-"""Tests for MultiScaleFlow and build_flow."""
+"""Tests for MultiScaleFlow."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
-from dfflows.flows import ActNorm, MultiScaleFlow, build_flow
+from dfflows.flows import ActNorm, MultiScaleFlow
 from tests.flows.flow_testing import check_bijection, perturb
 
 CONFIGS = [
@@ -95,21 +94,12 @@ def test_latent_shape_and_three_levels():
   np.testing.assert_allclose(x_rec, x, atol=1e-4)
 
 
-def test_build_flow_reads_config():
-  config = default.get_config().flow
-  flow = build_flow(config, conv_impl='fast')
-  assert (flow.num_levels, flow.num_steps, flow.coupling, flow.conv_impl) == (
-      config.num_levels, config.num_steps, config.coupling, 'fast')
-  assert flow.logit_alpha == config.logit_alpha and flow.scan == config.scan
-
-
 @pytest.mark.parametrize('key,value', [('coupling', 'glow'), ('mask', 'stripes'),
                                        ('conv1x1', 'full')])
-def test_build_flow_rejects_unknown_names(key, value):
-  config = default.get_config().flow
-  config[key] = value
+def test_rejects_unknown_names(key, value):
+  flow = MultiScaleFlow(num_levels=1, num_steps=1, hidden_channels=4, **{key: value})
   with pytest.raises(ValueError, match=value):
-    build_flow(config)
+    flow.init(jax.random.PRNGKey(0), jnp.full((1, 4, 4, 1), 0.5))
 
 
 def test_rejects_indivisible_image_size():

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 from dfflows.flows import uniform_dequantize
-from dfflows.models import build_model
+from dfflows.models import common
+from dfflows.models.build import build_model
 from tests.helpers import random_images, tiny_config
 
 
@@ -192,7 +193,8 @@ def test_ddpm_last_term_at_init_is_small_only_with_the_gaussian_residual(skip):
   x0 = x.astype(jnp.float32) / 127.5 - 1.0
   t = jnp.full((8,), d.num_timesteps - 1)
   x_t = d.q_sample(x0, t, jax.random.normal(jax.random.PRNGKey(1), x0.shape))
-  out = model._model_fn(params, False, jax.random.PRNGKey(2))(x_t, t)  # pylint: disable=protected-access
+  out = common.gaussian_residual_fn(model.unet, params['unet'], d, False, jax.random.PRNGKey(2),
+                                    skip, skip)(x_t, t)
   nats_per_dim = float(jnp.mean(d.vlb_term(out, x0, x_t, t))) / x0[0].size
   if skip:
     assert 0 <= nats_per_dim < 0.05
@@ -243,7 +245,8 @@ def test_diffflow_at_init_is_the_flow_with_a_gaussian_prior():
   model = build_model(config)
   x = jnp.asarray(random_images(64))
   params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-  model_fn = model._unet_fn(params['unet'], False, jax.random.PRNGKey(1))  # pylint: disable=protected-access
+  model_fn = common.gaussian_residual_fn(model.unet, params['unet'], model.diffusion, False,
+                                         jax.random.PRNGKey(1), True, True)
   z0 = jax.random.normal(jax.random.PRNGKey(2), (256,) + model.latent_shape)
   dims = z0[0].size
   bound = jax.jit(model.diffusion.full_bound, static_argnums=0)(

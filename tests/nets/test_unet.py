@@ -3,7 +3,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -135,19 +134,6 @@ def test_param_count_matches_hand_count():
   assert count(shapes) == expected
 
 
-def test_build_unet_reads_config_and_conv_impls_agree():
-  config = ml_collections.ConfigDict(dict(ch=8, ch_mult=(1, 2), num_res_blocks=1,
-                                          attn_resolutions=(4,), dropout=0.1, num_heads=1))
-  model = unet_lib.build_unet(config, out_channels=6, conv_impl='fast')
-  assert (model.ch, model.ch_mult, model.num_res_blocks, model.attn_resolutions,
-          model.dropout, model.num_heads, model.out_channels, model.conv_impl) == (
-              8, (1, 2), 1, (4,), 0.1, 1, 6, 'fast')
-  x, t, params = init(model, (1, 8, 8, 3))
-  xla = unet_lib.build_unet(config, out_channels=6, conv_impl='xla')
-  np.testing.assert_allclose(jax.jit(model.apply)(params, x, t),
-                             jax.jit(xla.apply)(params, x, t), atol=1e-4)
-
-
 def test_bfloat16_compute_is_close_to_float32_and_returns_float32():
   model = tiny()
   x, t, params = init(model, (2, 8, 8, 3))
@@ -164,16 +150,6 @@ def test_bfloat16_compute_is_close_to_float32_and_returns_float32():
   assert 1e-4 < rel < 5e-2, rel
   grads = jax.jit(jax.grad(lambda p: jnp.sum(bf16.apply(p, x, t) ** 2)))(params)
   assert all(g.dtype == jnp.float32 and np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
-
-
-def test_build_unet_reads_dtype_and_remat_with_defaults_for_older_configs():
-  config = ml_collections.ConfigDict(dict(ch=8, ch_mult=(1, 2), num_res_blocks=1,
-                                          attn_resolutions=(4,), dropout=0.0, num_heads=1))
-  model = unet_lib.build_unet(config, out_channels=2)
-  assert (model.dtype, model.remat) == (jnp.float32, False)
-  config.dtype, config.remat = 'bfloat16', True
-  model = unet_lib.build_unet(config, out_channels=2)
-  assert (model.dtype, model.remat) == (jnp.bfloat16, True)
 
 
 def test_remat_gives_the_same_params_outputs_and_grads_with_less_memory():

@@ -19,8 +19,10 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from dfflows import batching, rng
-from dfflows.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
+from dfflows import rng
+from dfflows.data import batching
+from dfflows.models.interface import Model
+from dfflows.training.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
                                  create_train_state, ema_decay_at, ema_update)
 
 
@@ -43,7 +45,7 @@ def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ('data',))
 
 
-def train_step(model: Any, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
+def train_step(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
                state: TrainState, batch: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
   """One optimizer step on a global batch of uint8 images; `ema` = (decay, warmup)."""
   key = jax.random.fold_in(base_key, state.step)
@@ -62,7 +64,7 @@ def train_step(model: Any, tx: Any, ema: Tuple[float, bool], base_key: jax.Array
   return new_state, metrics
 
 
-def train_steps(model: Any, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
+def train_steps(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
                 state: TrainState,
                 batches: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
   """train_step over batches [steps, B, ...]; returns mean metrics.
@@ -83,7 +85,7 @@ def train_steps(model: Any, tx: Any, ema: Tuple[float, bool], base_key: jax.Arra
   return state, {**jax.tree.map(jnp.mean, metrics), 'bad_streak': jnp.max(streak)}
 
 
-def eval_sums(model: Any, params: Any, key: jax.Array, batch: jnp.ndarray,
+def eval_sums(model: Model, params: Any, key: jax.Array, batch: jnp.ndarray,
               mask: jnp.ndarray) -> jnp.ndarray:
   """[sum bpd, sum bpd^2, count] over the unmasked examples of a batch."""
   bpd = model.eval_bpd(params, batch, key)
@@ -94,7 +96,7 @@ def eval_sums(model: Any, params: Any, key: jax.Array, batch: jnp.ndarray,
 class Trainer:
   """Holds the compiled functions and shardings of one run."""
 
-  def __init__(self, config: ml_collections.ConfigDict, model: Any, mesh: Mesh):
+  def __init__(self, config: ml_collections.ConfigDict, model: Model, mesh: Mesh):
     self.config = config
     self.model = model
     self.mesh = mesh

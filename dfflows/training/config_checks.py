@@ -1,7 +1,8 @@
 """Validation of a run's config before any work starts, and of a workdir against it."""
+import difflib
 import json
 import os
-from typing import Iterable
+from typing import Iterable, List, Optional
 
 import ml_collections
 
@@ -11,11 +12,11 @@ from dfflows.diffusion.schedules import SCHEDULES
 from dfflows.diffusion.timesteps import T_SAMPLINGS
 from dfflows.flows.couplings import MASKS
 from dfflows.flows.multiscale import CONV1X1S, COUPLINGS
-from dfflows.models import MODEL_KINDS
+from dfflows.models.build import MODEL_KINDS
 from dfflows.models.diffflow import OBJECTIVES, UNET_LOSSES
 from dfflows.nets.conv import CONV_IMPLS
 from dfflows.nets.unet import COMPUTE_DTYPES
-from dfflows.train_state import LR_SCHEDULES
+from dfflows.training.train_state import LR_SCHEDULES
 
 # Allowed values of each option, from the module that uses it (one source of truth).
 CHOICES = {
@@ -51,6 +52,24 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
   for part in dotted.split('.'):
     config = config[part]
   return config
+
+
+def _flat_keys(tree: dict, prefix: str = '') -> List[str]:
+  """Dotted names of the leaves of a nested dict."""
+  keys = []
+  for key, value in tree.items():
+    keys += _flat_keys(value, f'{prefix}{key}.') if isinstance(value, dict) else [prefix + key]
+  return keys
+
+
+def unknown_key(config: ml_collections.ConfigDict, dotted: str) -> Optional[str]:
+  """A message naming `dotted` and the closest known key if `config` lacks it, else None."""
+  keys = _flat_keys(config.to_dict())
+  if dotted in keys:
+    return None
+  closest = difflib.get_close_matches(dotted, keys, n=1, cutoff=0.0)
+  return (f'config.{dotted} is not a key of this config; the closest known key is '
+          f'config.{closest[0]}.')
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:

@@ -1,0 +1,3 @@
+"""What the train loop (`dfflows.train`) and `dfflows.evaluate` run on: the jitted step over a
+device mesh (`trainer`), its state and optimizer (`train_state`), checkpoints and the config
+checks. `trainer` and `train_state` import without TensorFlow or clu (the benchmarks use them)."""
