@@ -107,7 +107,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.num_examples = 256  # Test examples for eval bits/dim (0 = whole split).
   config.eval.num_samples = 16  # Samples in the periodic PNG grid.
   config.eval.fid_num_samples = 256
+  # FID features: 'auto' (the classifier below for 1-channel images, InceptionV3 for RGB) |
+  # 'classifier' (dfflows' MNIST classifier, trained on the train split) | 'inception'.
+  config.eval.fid_features = 'auto'
   config.eval.classifier_steps = 3000  # Training steps of the FID feature classifier.
+  # pytorch-fid's InceptionV3 weights as .npz (README, "Evaluation"); '' = no Inception FID.
+  config.eval.inception_weights = ''
+  config.eval.inception_dim = 2048  # 64 | 192 (the thesis's) | 768 | 2048 (the standard).
 
   config.distributed = ml_collections.ConfigDict()
   config.distributed.enabled = False  # Call jax.distributed.initialize() (multi-host).

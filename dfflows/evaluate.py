@@ -13,7 +13,7 @@ import json  # pylint: disable=g-bad-import-order,wrong-import-order
 import math
 import os
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import jax
 import ml_collections
@@ -24,7 +24,7 @@ from ml_collections import config_flags
 from dfflows import machine, rng, visualize
 from dfflows.data import batching
 from dfflows.data import input_pipeline
-from dfflows.metrics import classifier, fid
+from dfflows.metrics import classifier, fid, inception
 from dfflows.models.build import build_model
 from dfflows.models.interface import HasTrajectory
 from dfflows.training import trainer as trainer_lib
@@ -86,17 +86,39 @@ def time_sampling(sample: Callable, params: Any, key: jax.Array, num: int,
   return time.perf_counter() - t0
 
 
-def feature_extractor(config: ml_collections.ConfigDict, workdir: str) -> Callable:
-  """The FID feature function: a classifier trained on the train split, cached in the run."""
+class FidFeatures(NamedTuple):
+  """An FID feature function, what it is, and the classifier's params (None for Inception)."""
+  fn: Callable[[np.ndarray], Any]
+  description: str
+  tag: str  # Names the cached reference statistics in the workdir.
+  classifier_params: Optional[Any]
+
+
+def fid_features(config: ml_collections.ConfigDict, workdir: str) -> Optional[FidFeatures]:
+  """The run's FID features (eval.fid_features); None for Inception without weights."""
+  kind = fid.resolve_features(config.eval.fid_features, config.data.channels)
+  if kind == 'inception':
+    path, dim = config.eval.inception_weights, config.eval.inception_dim
+    if not path:
+      return None
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'config.eval.inception_weights={path!r} does not exist.')
+    return FidFeatures(inception.feature_fn(inception.load_inception_params(path), dim),
+                       f'pytorch-fid InceptionV3, {dim}-d (test split reference)',
+                       f'inception{dim}', None)
   path = os.path.join(workdir, 'fid_classifier.msgpack')
   if os.path.exists(path):
     params = classifier.load_classifier(path)
   else:
+    logging.info('Training the FID feature classifier (%d steps, cached in %s)...',
+                 config.eval.classifier_steps, path)
     images, labels = input_pipeline.load_split(config.data, 'train')
     params = classifier.train_classifier(images, labels, num_steps=config.eval.classifier_steps,
                                          batch_size=128, seed=config.seed)
     classifier.save_classifier(path, params)
-  return params, classifier.feature_fn(params)
+  return FidFeatures(classifier.feature_fn(params),
+                     'dfflows MNIST classifier, penultimate layer (test split reference)',
+                     'classifier', params)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best',
@@ -132,18 +154,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   result['seconds_for_25_samples'] = time_sampling(trainer.sample, params, key, 25, steps, temperature)
 
   n = fid_samples or config.eval.fid_num_samples
-  logging.info('bpd %.3f +- %.3f (raw params %.3f). FID: features from the classifier in %s '
-               '(trained once, %d steps, if absent)...', result['bpd'], result['bpd_stderr'],
-               result['bpd_raw_params'], workdir, config.eval.classifier_steps)
-  cls_params, feats = feature_extractor(config, workdir)
-  result['fid_classifier_test_accuracy'] = float(classifier.accuracy(cls_params, test_images,
-                                                                     test_labels))
-  stats_path = os.path.join(workdir, 'fid_stats_test.npz')
-  if os.path.exists(stats_path):
-    ref = fid.FeatureStats.load(stats_path)
-  else:
-    ref = fid.feature_stats(fid.batched_features(feats, test_images, 500))
-    ref.save(stats_path)
+  logging.info('bpd %.3f +- %.3f (raw params %.3f). FID features (%s)...', result['bpd'],
+               result['bpd_stderr'], result['bpd_raw_params'], config.eval.fid_features)
+  features = fid_features(config, workdir)
   batch = min(n, 250)
   logging.info('Drawing %d samples (%s)...', n, result['sampler'])
   t0 = time.perf_counter()
@@ -152,12 +165,29 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
                                                       temperature=temperature))
                             for i in range(math.ceil(n / batch))])[:n]
   result[f'seconds_for_{n}_samples'] = time.perf_counter() - t0
-  result['fid'] = fid.fid_from_stats(fid.feature_stats(fid.batched_features(feats, samples, 500)),
-                                     ref)
+  if features is None:
+    logging.warning('No FID: RGB images need InceptionV3 weights; set '
+                    'config.eval.inception_weights (README, "Evaluation").')
+    result['fid'], result['fid_features'] = None, 'none (config.eval.inception_weights unset)'
+  else:
+    stats_path = os.path.join(workdir, f'fid_stats_test_{features.tag}.npz')
+    if os.path.exists(stats_path):
+      ref = fid.FeatureStats.load(stats_path)
+    else:
+      logging.info('FID reference statistics of the test split (%d images, cached in %s)...',
+                   len(test_images), stats_path)
+      ref = fid.feature_stats(fid.batched_features(features.fn, test_images, 500))
+      ref.save(stats_path)
+    result['fid'] = fid.fid_from_stats(
+        fid.feature_stats(fid.batched_features(features.fn, samples, 500)), ref)
+    result['fid_features'] = features.description
   result['fid_num_samples'] = n
-  result['fid_features'] = 'dfflows MNIST classifier, penultimate layer (test split reference)'
-  result['samples_mean_top_class_probability'] = classifier.mean_top_probability(cls_params,
-                                                                               samples)
+  if features is not None and features.classifier_params is not None:
+    cls_params = features.classifier_params
+    result['fid_classifier_test_accuracy'] = float(classifier.accuracy(cls_params, test_images,
+                                                                       test_labels))
+    result['samples_mean_top_class_probability'] = classifier.mean_top_probability(cls_params,
+                                                                                 samples)
   visualize.save_image_grid(samples[:64], os.path.join(workdir, 'eval_samples.png'))
   if isinstance(model, HasTrajectory):  # DiffFlow: the reverse chain z_T -> z0 -> x.
     z, x = jax.jit(model.trajectory, static_argnames=('num', 'num_steps'))(

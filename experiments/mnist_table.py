@@ -36,7 +36,7 @@ KINDS = ('diffflow', 'flow', 'ddpm')
 THESIS = {'ddpm': ('-', '1.05', '28.97'), 'flow': ('1.03', '2.58', '0.21'),
           'diffflow': ('0.93', '1.85', '15.12')}
 NAMES = {'diffflow': 'DiffFlow', 'flow': 'NSF (flow only)', 'ddpm': 'DDPM (pixels)'}
-SHARED_EVAL_FILES = ('fid_classifier.msgpack', 'fid_stats_test.npz')
+SHARED_EVAL_FILES = ('fid_classifier.msgpack', 'fid_stats_test_classifier.npz')
 
 
 def parse_steps(text: str) -> Dict[str, int]:

@@ -40,7 +40,7 @@ def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
   key = rng.stream(trainer.base_key, rng.Stream.EXPERIMENT_SAMPLES)
   seconds = evaluate.time_sampling(trainer.sample, params, key, 25, steps, 1.0)
   _, feats = evaluate.feature_extractor(config, workdir)
-  ref = fid.FeatureStats.load(os.path.join(workdir, 'fid_stats_test.npz'))
+  ref = fid.FeatureStats.load(os.path.join(workdir, 'fid_stats_test_classifier.npz'))
   batch = min(n, 128)
   samples = np.concatenate([np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i),
                                                       num=batch, num_steps=steps))

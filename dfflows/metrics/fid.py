@@ -16,6 +16,20 @@ from typing import Callable
 import numpy as np
 
 MIN_SAMPLES = 2
+# eval.fid_features: 'auto' is the classifier for 1-channel images, InceptionV3 for RGB.
+FID_FEATURES = ('auto', 'classifier', 'inception')
+
+
+def resolve_features(choice: str, channels: int) -> str:
+  """'classifier' or 'inception' for an eval.fid_features choice and an image channel count."""
+  if choice not in FID_FEATURES:
+    raise ValueError(f'Unknown FID features {choice!r}; expected one of {FID_FEATURES}.')
+  if choice == 'auto':
+    return 'classifier' if channels == 1 else 'inception'
+  if choice == 'classifier' and channels != 1:
+    raise ValueError(f"eval.fid_features='classifier' needs 1-channel images (got {channels}); "
+                     "use 'inception' (or 'auto').")
+  return choice
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dfflows.diffusion.schedules import SCHEDULES
 from dfflows.diffusion.timesteps import T_SAMPLINGS
 from dfflows.flows.couplings import MASKS
 from dfflows.flows.multiscale import CONV1X1S, COUPLINGS
+from dfflows.metrics.fid import FID_FEATURES, resolve_features
+from dfflows.metrics.inception import BLOCK_DIMS
 from dfflows.models.build import MODEL_KINDS
 from dfflows.models.diffflow import OBJECTIVES, UNET_LOSSES
 from dfflows.nets.conv import CONV_IMPLS
@@ -33,6 +35,8 @@ CHOICES = {
     'diffusion.schedule': SCHEDULES,
     'diffusion.sampler': SAMPLERS,
     'optim.schedule': LR_SCHEDULES,
+    'eval.fid_features': FID_FEATURES,
+    'eval.inception_dim': BLOCK_DIMS,
 }
 # Sections and keys whose values may change between a run and its resumption (the
 # keys change how the model is computed, not what it is).
@@ -78,6 +82,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     value = _get(config, key)
     if value not in choices:
       raise ValueError(f'config.{key}={value!r} is not one of {choices}.')
+  resolve_features(config.eval.fid_features, config.data.channels)  # RGB with 'classifier'.
   size = config.data.image_size
   factor = 2**config.flow.num_levels if config.model.kind != 'ddpm' else 1
   if config.model.kind != 'ddpm' and size % factor:

@@ -1,5 +1,4 @@
 """Tests for dfflows.metrics.inception (pytorch-fid's FID InceptionV3 in Flax)."""
-import functools
 import importlib.util
 
 import jax
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 
 from dfflows.metrics import inception
+from tests.metrics.inception_testing import fake_state_dict, random_variables
 
 # torchvision's inception_v3 without AuxLogits and fc: 94 BasicConv2d layers and
 # 27,161,264 - 2,049,000 (fc) - 3,326,696 (AuxLogits) = 21,785,568 parameters.
@@ -15,31 +15,8 @@ NUM_BASIC_CONVS = 94
 NUM_PARAMS = 21_785_568
 
 
-@functools.lru_cache(maxsize=1)
-def _variables():
-  return inception.init_variables(seed=0)
-
-
-def _fake_state_dict(variables, rng: np.random.Generator) -> dict[str, np.ndarray]:
-  """A torch-layout state_dict (random values) named and shaped after the Flax variables."""
-  state_dict = {}
-  for path, leaf in jax.tree_util.tree_leaves_with_path(variables['params']):
-    names = [p.key for p in path]
-    prefix = '.'.join(names[:-1])
-    if names[-1] == 'kernel':
-      kh, kw, cin, cout = leaf.shape
-      state_dict[f'{prefix}.weight'] = rng.normal(size=(cout, cin, kh, kw)).astype(np.float32)
-    else:
-      torch_leaf = {'scale': 'weight', 'bias': 'bias'}[names[-1]]
-      state_dict[f'{prefix}.{torch_leaf}'] = rng.normal(size=leaf.shape).astype(np.float32)
-      state_dict[f'{prefix}.running_mean'] = rng.normal(size=leaf.shape).astype(np.float32)
-      state_dict[f'{prefix}.running_var'] = rng.uniform(0.5, 2, size=leaf.shape).astype(np.float32)
-      state_dict[f'{prefix}.num_batches_tracked'] = np.array(0, np.int64)
-  return state_dict
-
-
 def test_architecture_counts_match_torchvision():
-  variables = _variables()
+  variables = random_variables()
   kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(variables['params'])
              if path[-1].key == 'kernel']
   assert len(kernels) == NUM_BASIC_CONVS
@@ -59,7 +36,7 @@ def test_architecture_counts_match_torchvision():
 
 
 def test_output_shapes_at_small_size():
-  variables = _variables()
+  variables = random_variables()
   model = inception.InceptionV3(output_dims=(64, 192, 768, 2048), resize_input=False)
   images = jax.random.uniform(jax.random.PRNGKey(1), (2, 75, 75, 3))
   out = jax.jit(model.apply)(variables, images)
@@ -76,7 +53,7 @@ def test_output_shapes_at_small_size():
 
 
 def test_grayscale_repeated_and_resize_applied():
-  variables = _variables()
+  variables = random_variables()
   gray = jax.random.uniform(jax.random.PRNGKey(2), (1, 32, 32, 1))
   model = inception.InceptionV3(output_dims=(64,))
   np.testing.assert_allclose(model.apply(variables, gray)[64],
@@ -94,9 +71,9 @@ def test_avg_pool_excludes_padding():
   np.testing.assert_allclose(inception._avg_pool_3x3(x), x)  # Padding counted would give 4/9.
 
 
-def test_converter_round_trips_fake_state_dict():
-  variables = _variables()
-  state_dict = _fake_state_dict(variables, np.random.default_rng(0))
+def test_converter_round_tripsfake_state_dict():
+  variables = random_variables()
+  state_dict = fake_state_dict(variables, np.random.default_rng(0))
   state_dict['fc.weight'] = np.zeros((1008, 2048), np.float32)
   state_dict['fc.bias'] = np.zeros((1008,), np.float32)
   converted = inception.convert_torch_state_dict(state_dict)
@@ -114,7 +91,7 @@ def test_converter_round_trips_fake_state_dict():
 
 
 def test_load_inception_params_from_npz(tmp_path):
-  state_dict = _fake_state_dict(_variables(), np.random.default_rng(1))
+  state_dict = fake_state_dict(random_variables(), np.random.default_rng(1))
   path = tmp_path / 'pt_inception.npz'
   np.savez(path, **state_dict)
   loaded = inception.load_inception_params(path)
@@ -129,7 +106,7 @@ def test_load_inception_params_from_npz(tmp_path):
     (lambda sd: sd.update({'Mixed_5b.extra.weight': np.zeros(3)}), 'Unexpected'),
 ])
 def test_bad_state_dict_raises(mutate, match):
-  state_dict = _fake_state_dict(_variables(), np.random.default_rng(2))
+  state_dict = fake_state_dict(random_variables(), np.random.default_rng(2))
   mutate(state_dict)
   with pytest.raises(ValueError, match=match):
     inception.check_variables(inception.convert_torch_state_dict(state_dict))
@@ -141,7 +118,7 @@ def test_bad_inputs_raise():
   with pytest.raises(ValueError, match='images'):
     inception.InceptionV3().init(jax.random.PRNGKey(0), jnp.zeros((1, 75, 75, 2)))
   with pytest.raises(ValueError, match='uint8'):
-    inception.feature_fn(_variables())(np.zeros((1, 32, 32, 3), np.float32))
+    inception.feature_fn(random_variables())(np.zeros((1, 32, 32, 3), np.float32))
 
 
 def _torch_available() -> bool:
