@@ -1,8 +1,11 @@
 """What the command-line entry points print: library INFO lines only on request, and a
 bad config as one line that names the key instead of a traceback.
 
-Import it before TensorFlow: it turns TF's C++ INFO lines (oneDNN, tf.data buffer
-sizes) off unless TF_CPP_MIN_LOG_LEVEL is already set.
+Import it first: it turns TF's C++ INFO lines (tf.data buffer sizes) off unless
+TF_CPP_MIN_LOG_LEVEL is already set, and imports TensorFlow with the process's native
+stderr closed, since TF's import-time lines (oneDNN, CUDA stubs, cuInit) ignore that
+level; with --verbosity on the command line they are shown. TF only feeds data, so it is
+also kept off every GPU (JAX's).
 """
 import importlib.util
 import logging as py_logging
@@ -15,6 +18,27 @@ from absl import app
 from absl import logging
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+
+
+def _import_tensorflow(silence_native_stderr: bool) -> None:
+  """Imports TensorFlow and hides the GPUs from it, optionally with fd 2 on /dev/null."""
+  saved = os.dup(2) if silence_native_stderr else None
+  if saved is not None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.set_visible_devices([], 'GPU')
+  finally:
+    if saved is not None:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
+_import_tensorflow(silence_native_stderr=not any(a.startswith(('--verbosity', '-v'))
+                                                 for a in sys.argv[1:]))
 
 # INFO lines of these libraries (orbax's checkpoint internals, TFDS's dataset
 # construction, ...) are shown only with --verbosity=1 or more.

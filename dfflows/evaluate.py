@@ -8,7 +8,7 @@ model; for diffusion models the variational bound with every t summed (prior KL,
 KLs for t=1..T-1, decoder at t=0), plus -log|det| for a DiffFlow, then the
 dequantisation offset (see dfflows/metrics/bpd.py).
 """
-from dfflows import console  # First: it quiets TensorFlow's C++ logging before TF loads.
+from dfflows import console  # First: it imports TensorFlow quietly.
 import json  # pylint: disable=g-bad-import-order,wrong-import-order
 import math
 import os

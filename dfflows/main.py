@@ -7,9 +7,8 @@ Rerunning the same command resumes from the latest checkpoint in --workdir.
 """
 import sys
 
-from dfflows import console  # First: it quiets TensorFlow's C++ logging before TF loads.
-import tensorflow as tf  # pylint: disable=g-bad-import-order,wrong-import-order
-from absl import app, flags, logging
+from dfflows import console  # First: it imports TensorFlow quietly.
+from absl import app, flags, logging  # pylint: disable=g-bad-import-order
 from ml_collections import config_flags
 
 from dfflows import train
@@ -30,8 +29,6 @@ def main(argv):
   """Runs training."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  # TF only feeds data: keep it off any GPU that JAX uses.
-  tf.config.experimental.set_visible_devices([], 'GPU')
   console.quiet_libraries(FLAGS.verbosity)
   logging.info('Config:\n%s', FLAGS.config)
   state = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
