@@ -10,7 +10,10 @@ bound over batches of 32 test images under three estimators:
 - 'uniform' (now, `model.t_sampling='uniform'`): prior + L_0 + L_{T-1} + (T-2) L_t,
   t ~ U{1..T-2}, stratified;
 - 'importance' (now, the default): prior + L_0 + L_{T-1} + L_t / p_t, p_t ~
-  log(1 - abar_t) - log(1 - abar_{t-1}), stratified.
+  log(1 - abar_t) - log(1 - abar_{t-1}), stratified;
+- 'loss-aware': the same with p_t proportional to the root mean square of L_t over these
+  images (mixed with 0.1% uniform): what improved-diffusion's LossSecondMomentResampler
+  converges to, fitted to the very terms it is scored on, so an upper bound on its gain.
 With the L_t fixed, the draws isolate the spread that the choice of t causes; all
 three have the full bound as their mean. It also draws the model's own estimate
 (`eval_bpd`, fresh noise too) as a check. Writes experiments/results/<name>.{md,json}.
@@ -49,6 +52,15 @@ def draw_estimates(vlb: np.ndarray, prior: np.ndarray, probs: np.ndarray, includ
   return np.asarray(out)
 
 
+def loss_aware_probs(vlb: np.ndarray, uniform_mix: float = 0.001) -> np.ndarray:
+  """p_t on 1..T-2 proportional to sqrt(mean over examples of L_t^2), mixed with uniform."""
+  p = np.sqrt(np.mean(vlb**2, axis=0))
+  p[0] = p[-1] = 0.0
+  p = (1 - uniform_mix) * p / p.sum()
+  p[1:-1] += uniform_mix / (len(p) - 2)
+  return p
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--workdir', default='runs/default')
@@ -77,6 +89,7 @@ def main():
                                                                 'uniform'), True),
       'importance (t_sampling=importance, default)': (
           timesteps.timestep_probs(model.diffusion.alphas_cumprod, 'importance'), True),
+      'loss-aware (p_t ~ RMS of L_t over these images)': (loss_aware_probs(vlb), True),
   }
   rng = np.random.default_rng(0)
   full_bpd = float(to_bpd(vlb.sum(1).mean() + prior.mean()))
