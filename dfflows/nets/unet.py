@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dfflows.nets.conv import Conv
+from dfflows.nets.norm import GroupNorm
 
 Array = jnp.ndarray
 
@@ -52,11 +53,11 @@ class ResBlock(nn.Module):
   @nn.compact
   def __call__(self, x: Array, temb: Array, train: bool = False) -> Array:
     dt = self.dtype
-    h = nn.silu(nn.GroupNorm(num_groups(x.shape[-1]), dtype=dt)(x))
+    h = nn.silu(GroupNorm(num_groups(x.shape[-1]), dtype=dt)(x))
     h = Conv(self.out_ch, (3, 3), impl=self.conv_impl, dtype=dt)(h)
     scale, shift = jnp.split(
         nn.Dense(2 * self.out_ch, dtype=dt)(nn.silu(temb))[:, None, None, :], 2, axis=-1)
-    h = nn.GroupNorm(num_groups(self.out_ch), dtype=dt)(h) * (1.0 + scale) + shift
+    h = GroupNorm(num_groups(self.out_ch), dtype=dt)(h) * (1.0 + scale) + shift
     h = nn.silu(h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = Conv(self.out_ch, (3, 3), kernel_init=nn.initializers.zeros, impl=self.conv_impl,
@@ -74,7 +75,7 @@ class AttnBlock(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     batch, height, width, ch = x.shape
-    h = nn.GroupNorm(num_groups(ch), dtype=self.dtype)(x).reshape(batch, height * width, ch)
+    h = GroupNorm(num_groups(ch), dtype=self.dtype)(x).reshape(batch, height * width, ch)
     h = nn.MultiHeadDotProductAttention(
         num_heads=self.num_heads, out_kernel_init=nn.initializers.zeros, dtype=self.dtype)(h)
     return x + h.reshape(x.shape)
@@ -151,7 +152,7 @@ class UNet(nn.Module):
         h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # Nearest-neighbour 2x.
         h = conv(h.shape[-1], (3, 3))(h)
 
-    h = nn.silu(nn.GroupNorm(num_groups(h.shape[-1]), dtype=dt)(h))
+    h = nn.silu(GroupNorm(num_groups(h.shape[-1]), dtype=dt)(h))
     out = conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h)
     return out.astype(jnp.float32)
 
