@@ -114,7 +114,7 @@ def fid_features(config: ml_collections.ConfigDict, workdir: str) -> Optional[Fi
                  config.eval.classifier_steps, path)
     images, labels = input_pipeline.load_split(config.data, 'train')
     params = classifier.train_classifier(images, labels, num_steps=config.eval.classifier_steps,
-                                         batch_size=128, seed=config.seed)
+                                         batch_size=128, seed=config.seed, log_every=500)
     classifier.save_classifier(path, params)
   return FidFeatures(classifier.feature_fn(params),
                      'dfflows MNIST classifier, penultimate layer (test split reference)',
@@ -160,10 +160,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   batch = min(n, 250)
   logging.info('Drawing %d samples (%s)...', n, result['sampler'])
   t0 = time.perf_counter()
-  samples = np.concatenate([np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i),
-                                                      num=batch, num_steps=steps,
-                                                      temperature=temperature))
-                            for i in range(math.ceil(n / batch))])[:n]
+  parts = []
+  for i in range(math.ceil(n / batch)):
+    parts.append(np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i), num=batch,
+                                           num_steps=steps, temperature=temperature)))
+    logging.info('  %d of %d samples (%.0f s)', min((i + 1) * batch, n), n,
+                 time.perf_counter() - t0)
+  samples = np.concatenate(parts)[:n]
   result[f'seconds_for_{n}_samples'] = time.perf_counter() - t0
   if features is None:
     logging.warning('No FID: RGB images need InceptionV3 weights; set '
