@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
+from dfflows.models.interface import BpdLabels, SamplingPlan
 
 
 def num_dims(shape: Tuple[int, ...]) -> int:
@@ -50,3 +51,19 @@ def gaussian_residual_fn(unet: Any, unet_params: Any, diffusion: GaussianDiffusi
       out = out.at[..., c:].add(1.0)
     return out
   return model_fn
+
+
+def diffusion_bpd_labels(t_sampling: str) -> BpdLabels:
+  """Labels of a diffusion model whose training metric and eval_bpd draw one t per image."""
+  return BpdLabels(train='one-sample bound estimate',
+                   eval=(f'bound with one {t_sampling}-sampled t per image: an unbiased '
+                         'estimate; dfflows.evaluate sums every t'),
+                   full='full variational bound, every t summed')
+
+
+def diffusion_sampling_plan(diffusion: GaussianDiffusion, sampler: str, num_steps: int,
+                            extra_evals: int) -> SamplingPlan:
+  """min(num_steps, T) respaced reverse steps, plus `extra_evals` other network passes."""
+  steps = min(num_steps, diffusion.num_timesteps)
+  return SamplingPlan(steps, f'{sampler}, {steps} of {diffusion.num_timesteps} steps',
+                      steps + extra_evals)

@@ -42,16 +42,11 @@ class PixelDDPM:
   @property
   def bpd_labels(self) -> BpdLabels:
     """The training metric and `eval_bpd` are one-sample (uniform t) estimates of the bound."""
-    return BpdLabels(train='one-sample bound estimate',
-                     eval=('bound with one uniform-sampled t per image: an unbiased estimate; '
-                           'dfflows.evaluate sums every t'),
-                     full='full variational bound, every t summed')
+    return common.diffusion_bpd_labels('uniform')
 
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """Reverse diffusion with min(num_steps, T) respaced steps."""
-    steps = min(num_steps, self.diffusion.num_timesteps)
-    return SamplingPlan(steps, f'{self.sampler}, {steps} of {self.diffusion.num_timesteps} steps',
-                        steps)
+    return common.diffusion_sampling_plan(self.diffusion, self.sampler, num_steps, 0)
 
   def _model_fn(self, params: Params, train: bool, key: jax.Array):
     """The eps/v network as a model_fn(x_t, t) (see `common.gaussian_residual_fn`)."""

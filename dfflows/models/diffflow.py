@@ -83,16 +83,11 @@ class DiffFlow:
   @property
   def bpd_labels(self) -> BpdLabels:
     """The training metric and `eval_bpd` are one-sample estimates of the bound."""
-    return BpdLabels(train='one-sample bound estimate',
-                     eval=(f'bound with one {self.t_sampling}-sampled t per image: an unbiased '
-                           'estimate; dfflows.evaluate sums every t'),
-                     full='full variational bound, every t summed')
+    return common.diffusion_bpd_labels(self.t_sampling)
 
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """Reverse diffusion with min(num_steps, T) respaced steps, then one flow inverse."""
-    steps = min(num_steps, self.diffusion.num_timesteps)
-    return SamplingPlan(steps, f'{self.sampler}, {steps} of {self.diffusion.num_timesteps} steps',
-                        steps + 1)
+    return common.diffusion_sampling_plan(self.diffusion, self.sampler, num_steps, 1)
 
   def to_latent(self, z: jnp.ndarray) -> jnp.ndarray:
     """Squeezes the flow output `latent_squeeze` times."""
