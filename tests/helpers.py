@@ -15,6 +15,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MNIST = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'data', 'mnist')
 
 
+def one_device_env() -> dict:
+  """This process's environment for a subprocess with one CPU device (other XLA flags kept)."""
+  flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
+           if not f.startswith('--xla_force_host_platform_device_count')]
+  return dict(os.environ, XLA_FLAGS=' '.join(flags + ['--xla_force_host_platform_device_count=1']))
+
+
 def tiny_config(kind: str = 'diffflow') -> ml_collections.ConfigDict:
   """A DiffFlow/flow/DDPM config small enough for a unit test on CPU."""
   config = default.get_config()

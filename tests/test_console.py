@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 import sys
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, one_device_env
 
 
 
@@ -14,7 +14,7 @@ def _run_main(workdir, data_dir, *extra):
          '--config.train.num_steps=12', '--config.train.log_every=4',
          '--config.train.checkpoint_every=12', '--config.train.eval_every=12',
          '--config.train.sample_every=12', *extra]
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  env = one_device_env()
   return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 

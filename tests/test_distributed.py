@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from dfflows import train
-from tests.helpers import REPO_ROOT, tiny_config
+from tests.helpers import REPO_ROOT, one_device_env, tiny_config
 
 
 
@@ -22,7 +22,7 @@ def _free_port() -> int:
 def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_path):
   data_dir, workdir, out = str(tmp_path / 'tfds'), str(tmp_path / 'run'), str(tmp_path / 'p.npz')
   port = _free_port()
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  env = one_device_env()
   logs = [open(tmp_path / f'log{i}', 'w+') for i in range(2)]
   procs = [subprocess.Popen([sys.executable, '-m', 'tests.distributed_worker', str(i), str(port),
                              workdir, data_dir, out], cwd=REPO_ROOT, env=env, stdout=logs[i],

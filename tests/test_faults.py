@@ -14,7 +14,7 @@ from dfflows.data import batching
 from dfflows.data import input_pipeline
 from dfflows.training import trainer as trainer_lib
 from dfflows.training.checkpoints import Checkpoints
-from tests.helpers import NaNOnMarkedBatch, REPO_ROOT, param_leaves, tiny_config
+from tests.helpers import NaNOnMarkedBatch, REPO_ROOT, one_device_env, param_leaves, tiny_config
 
 
 
@@ -70,7 +70,7 @@ def _start(workdir, data_dir, log_path):
          '--config.train.num_steps=100000', '--config.train.checkpoint_every=3',
          '--config.train.log_every=1000', '--config.train.eval_every=100000',
          '--config.train.sample_every=100000']
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  env = one_device_env()
   return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                           stderr=open(log_path, 'w'))
 
