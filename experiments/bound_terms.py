@@ -6,7 +6,7 @@ For the DiffFlow: -log|det df/du|, the prior KL at T, the decoder term at t=0 an
 KL terms summed over t in 1, 2-9, 10-99, 100..T-1, each in bits/dim, plus the +8
 bits/dim of the dequantisation (dfflows/metrics/bpd.py). For the pixel DDPM the same
 timestep buckets (its t=0 term is the discretised decoder). The terms sum to the
-bits/dim that dfflows.evaluate reports. For the DiffFlow it also gives the exact NLL of
+bits/dim that dfflows.evaluate reports. For each DiffFlow it also gives the exact NLL of
 its flow with a N(0, I) prior in place of the diffusion (what the diffusion prior adds).
 It draws the one-sample estimate that training and the periodic eval log
 (`model.eval_bpd`: prior + L_0 + L_{T-1} + L_t / p_t at one sampled t) --estimator_draws
@@ -30,11 +30,12 @@ from dfflows.models.flow_only import FlowOnly
 from dfflows.training import trainer as trainer_lib
 from experiments import common, mnist_table
 
+ROWS = ('diffflow', 'diffflow_nsf', 'ddpm')  # The diffusion rows of experiments.mnist_table.
 BUCKETS = (('t=0 (decoder)', 0, 1), ('t=1', 1, 2), ('t=2..9', 2, 10), ('t=10..99', 10, 100),
            ('t=100..T-1', 100, None))
 
 
-def breakdown(kind: str, workdir: str, num_examples: int, estimator_draws: int = 200) -> dict:
+def breakdown(workdir: str, num_examples: int, estimator_draws: int = 200) -> dict:
   """Mean bits/dim of each term over `num_examples` test images."""
   config = mnist_table.saved_config(workdir)
   model = build_model(config)
@@ -87,8 +88,8 @@ def main():
   parser.add_argument('--num_examples', type=int, default=64)
   parser.add_argument('--estimator_draws', type=int, default=200)
   args = parser.parse_args()
-  results = {kind: breakdown(kind, os.path.join(args.workdir, kind), args.num_examples,
-                             args.estimator_draws) for kind in ('diffflow', 'ddpm')}
+  results = {row: breakdown(os.path.join(args.workdir, row), args.num_examples,
+                            args.estimator_draws) for row in ROWS}
   names = list(results['diffflow']['bits_per_dim'])
   lines = ['# Bound terms of the mnist_table runs (bits/dim)', '',
            f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}.',
@@ -100,10 +101,12 @@ def main():
   for name in names:
     vals = [results[k]['bits_per_dim'].get(name) for k in results]
     lines.append(f'| {name} | ' + ' | '.join('-' if v is None else f'{v:.3f}' for v in vals) + ' |')
-  gauss = results['diffflow']['flow_with_gaussian_prior_bpd']
-  lines += ['', f'The DiffFlow\'s flow with a N(0, I) prior in place of the diffusion: '
-            f'**{gauss:.3f}** bits/dim (exact NLL, same images): the diffusion prior takes '
-            f'{gauss - results["diffflow"]["bits_per_dim"]["total"]:.3f} bits/dim off it.']
+  for row, r in results.items():
+    if 'flow_with_gaussian_prior_bpd' in r:
+      gauss = r['flow_with_gaussian_prior_bpd']
+      lines += ['', f'{mnist_table.NAMES[row]}: its flow with a N(0, I) prior in place of the '
+                f'diffusion gives **{gauss:.3f}** bits/dim (exact NLL, same images): the diffusion '
+                f'prior takes {gauss - r["bits_per_dim"]["total"]:.3f} bits/dim off it.']
   lines += ['', 'The one-sample estimate that training and the periodic eval log, '
             f'{args.estimator_draws} draws of its mean over 32 test images (bits/dim):', '',
             '| model | full bound | estimate: mean | median | 10% | 90% | max |',

@@ -1,13 +1,14 @@
 """DiffFlows vs flow-only NSF vs pixel DDPM on MNIST at a CPU budget, beside the thesis's rows.
 
-  python -m experiments.mnist_table [--steps diffflow=360,flow=1200,ddpm=150]
+  python -m experiments.mnist_table [--steps diffflow=360,diffflow_nsf=260,flow=1200,ddpm=150]
       [--dataset mnist_idx --manual_dir ../shared/data/mnist] [--workdir runs/mnist_table]
       [--report_only]
 
-Trains the three models at configs/default.py sizes (same batch and seed; the
-baselines by `model.kind`; the NSF has 8 instead of 2 flow steps per level, so that
-its parameter count matches the DiffFlow's, and the pixel DDPM's U-Net has
-ch_mult (1, 2, 2)) for about the same wall time (the step counts are set from
+Trains the models at configs/default.py sizes (same batch and seed; the baselines
+by `model.kind`; the NSF has 8 instead of 2 flow steps per level, so that its
+parameter count matches the DiffFlow's, the pixel DDPM's U-Net has ch_mult (1, 2, 2),
+and the row `diffflow_nsf` is a DiffFlow with the NSF's flow and a U-Net of width 8)
+for about the same wall time (the step counts are set from
 benchmarks/bench_train.py's step times), evaluates each with dfflows.evaluate
 (full bound over all t, FID with the dfflows MNIST classifier, sampling time) and
 writes experiments/results/mnist_table.{md,json}, mnist_table_bpd.png (bits/dim vs
@@ -31,26 +32,29 @@ from dfflows import evaluate, machine, train, visualize
 from dfflows.training import trainer as trainer_lib
 from experiments import common
 
-KINDS = ('diffflow', 'flow', 'ddpm')
+# Table rows; each is a `model.kind` at configs/default.py sizes with the changes in make_config.
+ROWS = ('diffflow', 'diffflow_nsf', 'flow', 'ddpm')
+KIND = {'diffflow': 'diffflow', 'diffflow_nsf': 'diffflow', 'flow': 'flow', 'ddpm': 'ddpm'}
 # Thesis Table 5.4 (MNIST): NLL in its units, FID with its MNIST classifier, seconds for 25 samples.
 THESIS = {'ddpm': ('-', '1.05', '28.97'), 'flow': ('1.03', '2.58', '0.21'),
-          'diffflow': ('0.93', '1.85', '15.12')}
-NAMES = {'diffflow': 'DiffFlow', 'flow': 'NSF (flow only)', 'ddpm': 'DDPM (pixels)'}
+          'diffflow': ('0.93', '1.85', '15.12'), 'diffflow_nsf': ('0.93', '1.85', '15.12')}
+NAMES = {'diffflow': 'DiffFlow', 'diffflow_nsf': "DiffFlow, the NSF's flow",
+         'flow': 'NSF (flow only)', 'ddpm': 'DDPM (pixels)'}
 SHARED_EVAL_FILES = ('fid_classifier.msgpack', 'fid_stats_test_classifier.npz')
 
 
 def parse_steps(text: str) -> Dict[str, int]:
-  """'diffflow=360,flow=1200,ddpm=150' (or one number for all) -> steps per kind."""
+  """'diffflow=360,diffflow_nsf=260,flow=1200,ddpm=150' (or one number for all) -> steps per row."""
   if '=' not in text:
-    return {k: int(text) for k in KINDS}
+    return {k: int(text) for k in ROWS}
   steps = dict(item.split('=') for item in text.split(','))
-  return {k: int(steps[k]) for k in KINDS}
+  return {k: int(steps[k]) for k in ROWS}
 
 
-def make_config(kind: str, steps: int, args) -> ml_collections.ConfigDict:
-  """The default config for `kind` with the experiment's budget."""
+def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
+  """The default config for table row `row` with the experiment's budget."""
   config = default.get_config()
-  config.model.kind = kind
+  config.model.kind = KIND[row]
   config.data.name = args.dataset
   config.data.manual_dir = os.path.abspath(args.manual_dir) if args.manual_dir else ''
   config.train.num_steps = steps
@@ -60,9 +64,11 @@ def make_config(kind: str, steps: int, args) -> ml_collections.ConfigDict:
   config.train.checkpoint_every = max(steps // 6, 1)
   config.eval.num_examples = args.eval_examples
   config.eval.fid_num_samples = args.fid_samples
-  if kind == 'flow':
+  if row in ('flow', 'diffflow_nsf'):
     config.flow.num_steps = 8  # About the DiffFlow's parameter count.
-  if kind == 'ddpm':
+  if row == 'diffflow_nsf':  # Flow depth over U-Net width: the NSF's flow, a U-Net of 49k params.
+    config.unet.ch = 8
+  if row == 'ddpm':
     config.unet.ch_mult = (1, 2, 2)
   return config
 
@@ -74,13 +80,13 @@ def saved_config(workdir: str) -> ml_collections.ConfigDict:
   args = argparse.Namespace(dataset=saved['data']['name'], manual_dir=saved['data']['manual_dir'],
                             eval_examples=saved['eval']['num_examples'],
                             fid_samples=saved['eval']['fid_num_samples'])
-  return make_config(saved['model']['kind'], saved['train']['num_steps'], args)
+  return make_config(os.path.basename(os.path.normpath(workdir)), saved['train']['num_steps'], args)
 
 
-def run_kind(kind: str, steps: int, args) -> Dict:
-  """Trains (or resumes) and evaluates one model; reuses a finished eval.json."""
-  config = make_config(kind, steps, args)
-  workdir = os.path.join(args.workdir, kind)
+def run_row(row: str, steps: int, args) -> Dict:
+  """Trains (or resumes) and evaluates one table row; reuses a finished eval.json."""
+  config = make_config(row, steps, args)
+  workdir = os.path.join(args.workdir, row)
   eval_path = os.path.join(workdir, 'eval.json')
   if os.path.exists(eval_path):
     with open(eval_path) as f:
@@ -93,8 +99,8 @@ def run_kind(kind: str, steps: int, args) -> Dict:
   with open(wall_path, 'w') as f:  # Summed over resumed runs.
     json.dump({'wall_seconds': previous + run['wall_seconds']}, f)
   for name in SHARED_EVAL_FILES:  # One FID classifier and test statistics for all models.
-    src = os.path.join(args.workdir, KINDS[0], name)
-    if kind != KINDS[0] and os.path.exists(src):
+    src = os.path.join(args.workdir, ROWS[0], name)
+    if row != ROWS[0] and os.path.exists(src):
       shutil.copy(src, os.path.join(workdir, name))
   return evaluate.evaluate(config, workdir, 'latest')
 
@@ -123,27 +129,27 @@ def report(args, steps: Dict[str, int]) -> None:
   """Writes the table, JSON, bits/dim plot and sample grids from the run directories."""
   out = common.results_dir()
   results, curves = {}, {}
-  for kind in KINDS:
-    workdir = os.path.join(args.workdir, kind)
+  for row in ROWS:
+    workdir = os.path.join(args.workdir, row)
     with open(os.path.join(workdir, 'eval.json')) as f:
-      results[kind] = json.load(f)
+      results[row] = json.load(f)
     rows = visualize.read_jsonl(os.path.join(workdir, train.METRICS_FILE))
     with open(os.path.join(workdir, 'train_wall_seconds.json')) as f:
-      results[kind]['train_wall_seconds'] = json.load(f)['wall_seconds']
-    curves[kind] = {key: common.series(rows, key) for key in ('train/bpd', 'eval/bpd')}
+      results[row]['train_wall_seconds'] = json.load(f)['wall_seconds']
+    curves[row] = {key: common.series(rows, key) for key in ('train/bpd', 'eval/bpd')}
     shutil.copy(os.path.join(workdir, 'eval_samples.png'),
-                os.path.join(out, f'mnist_table_samples_{kind}.png'))
+                os.path.join(out, f'mnist_table_samples_{row}.png'))
   strip = trajectory_strip(args.workdir)
   fig, ax = plt.subplots(figsize=(6, 4))
-  for kind in KINDS:
-    exact = kind == 'flow'  # The flow's NLL is exact; the diffusion curves are estimates.
-    line, = ax.plot(*curves[kind]['train/bpd'], alpha=0.5,
-                    label=f'{NAMES[kind]} train' + ('' if exact else ' (one-sample bound)'))
-    ax.plot(*curves[kind]['eval/bpd'], 'o-', color=line.get_color(),
-            label=f'{NAMES[kind]} eval' + (' (exact)' if exact else ' (one-sample bound)'))
+  for row in ROWS:
+    exact = row == 'flow'  # The flow's NLL is exact; the diffusion curves are estimates.
+    line, = ax.plot(*curves[row]['train/bpd'], alpha=0.5,
+                    label=f'{NAMES[row]} train' + ('' if exact else ' (one-sample bound)'))
+    ax.plot(*curves[row]['eval/bpd'], 'o-', color=line.get_color(),
+            label=f'{NAMES[row]} eval' + (' (exact)' if exact else ' (one-sample bound)'))
     if not exact:
-      ax.plot([results[kind]['step']], [results[kind]['bpd']], '*', ms=14, color=line.get_color(),
-              label=f'{NAMES[kind]} full bound (dfflows.evaluate)')
+      ax.plot([results[row]['step']], [results[row]['bpd']], '*', ms=14, color=line.get_color(),
+              label=f'{NAMES[row]} full bound (dfflows.evaluate)')
   ax.set_xlabel('step')
   ax.set_ylabel('bits/dim')
   ax.set_xscale('log')
@@ -152,7 +158,7 @@ def report(args, steps: Dict[str, int]) -> None:
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(os.path.join(out, 'mnist_table_bpd.png'), dpi=100)
-  step_text = ','.join(f'{k}={steps[k]}' for k in KINDS)
+  step_text = ','.join(f'{k}={steps[k]}' for k in ROWS)
   lines = [
       '# MNIST: DiffFlows vs NSF vs DDPM at a CPU budget', '',
       f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}, seed 0.',
@@ -160,7 +166,8 @@ def report(args, steps: Dict[str, int]) -> None:
       f'{" --manual_dir " + args.manual_dir if args.manual_dir else ""}'
       f' --eval_examples {args.eval_examples} --fid_samples {args.fid_samples}`.', '',
       f'Each model has configs/default.py sizes and batch 32 (the NSF with 8 flow steps per level, '
-      f'for about the DiffFlow\'s parameter count; the DDPM\'s U-Net with ch_mult (1, 2, 2)); the '
+      f'for about the DiffFlow\'s parameter count; the second DiffFlow with the NSF\'s flow and a '
+      f'U-Net of width 8; the DDPM\'s U-Net with ch_mult (1, 2, 2)); the '
       f'step counts ({step_text}) give each about the same training wall time on this machine. '
       'EMA params are evaluated. '
       'Bits/dim: the full bound over all t (the exact NLL for the flow), the mean over '
@@ -170,14 +177,14 @@ def report(args, steps: Dict[str, int]) -> None:
       '| model | steps | train (s) | bits/dim | FID | s / 25 samples | sampler | net evals / sample '
       '| params | thesis NLL | thesis FID | thesis s / 25 |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|']
-  for kind, r in results.items():
-    th = THESIS[kind]
-    lines.append(f'| {NAMES[kind]} | {r["step"]} | {r["train_wall_seconds"]:.0f} | {r["bpd"]:.3f} ± '
+  for row, r in results.items():
+    th = THESIS[row]
+    lines.append(f'| {NAMES[row]} | {r["step"]} | {r["train_wall_seconds"]:.0f} | {r["bpd"]:.3f} ± '
                  f'{r["bpd_stderr"]:.3f} | {r["fid"]:.1f} | {r["seconds_for_25_samples"]:.2f} | '
                  f'{r["sampler"]} | {r["network_evals_per_sample"]} | {r["params"]} | {th[0]} | '
                  f'{th[1]} | {th[2]} |')
   lines += ['', '![bits/dim](mnist_table_bpd.png)', '',
-            ' '.join(f'{NAMES[k]}: ![{k}](mnist_table_samples_{k}.png)' for k in KINDS), '',
+            ' '.join(f'{NAMES[k]}: ![{k}](mnist_table_samples_{k}.png)' for k in ROWS), '',
             f'DiffFlow reverse trajectory (per sample: z_t, then f^-1(z_t); z_T left, z0 and x '
             f'right): ![trajectory]({os.path.basename(strip)})', '']
   notes = os.path.join(out, 'mnist_table_notes.md')  # Hand-written reading of the numbers.
@@ -190,7 +197,7 @@ def report(args, steps: Dict[str, int]) -> None:
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument('--steps', default='diffflow=360,flow=1200,ddpm=150')
+  parser.add_argument('--steps', default='diffflow=360,diffflow_nsf=260,flow=1200,ddpm=150')
   parser.add_argument('--dataset', default='mnist_embedded')
   parser.add_argument('--manual_dir', default='')
   parser.add_argument('--eval_examples', type=int, default=64)
@@ -200,8 +207,8 @@ def main():
   args = parser.parse_args()
   steps = parse_steps(args.steps)
   if not args.report_only:
-    for kind in KINDS:
-      run_kind(kind, steps[kind], args)
+    for row in ROWS:
+      run_row(row, steps[row], args)
   report(args, steps)
 
 
