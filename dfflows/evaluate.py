@@ -121,6 +121,19 @@ def fid_features(config: ml_collections.ConfigDict, workdir: str) -> Optional[Fi
                      'classifier', params)
 
 
+def test_reference_stats(features: FidFeatures, workdir: str,
+                         test_images: np.ndarray) -> fid.FeatureStats:
+  """FID statistics of the test split under `features`, cached in the workdir."""
+  stats_path = os.path.join(workdir, f'fid_stats_test_{features.tag}.npz')
+  if os.path.exists(stats_path):
+    return fid.FeatureStats.load(stats_path)
+  logging.info('FID reference statistics of the test split (%d images, cached in %s)...',
+               len(test_images), stats_path)
+  ref = fid.feature_stats(fid.batched_features(features.fn, test_images, 500))
+  ref.save(stats_path)
+  return ref
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best',
              num_examples: int = 0, fid_samples: int = 0, sample_steps: int = 0) -> Dict:
   """Computes every metric of a run and writes eval.json; returns the dict."""
@@ -173,14 +186,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
                     'config.eval.inception_weights (README, "Evaluation").')
     result['fid'], result['fid_features'] = None, 'none (config.eval.inception_weights unset)'
   else:
-    stats_path = os.path.join(workdir, f'fid_stats_test_{features.tag}.npz')
-    if os.path.exists(stats_path):
-      ref = fid.FeatureStats.load(stats_path)
-    else:
-      logging.info('FID reference statistics of the test split (%d images, cached in %s)...',
-                   len(test_images), stats_path)
-      ref = fid.feature_stats(fid.batched_features(features.fn, test_images, 500))
-      ref.save(stats_path)
+    ref = test_reference_stats(features, workdir, test_images)
     result['fid'] = fid.fid_from_stats(
         fid.feature_stats(fid.batched_features(features.fn, samples, 500)), ref)
     result['fid_features'] = features.description

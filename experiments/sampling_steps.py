@@ -1,7 +1,7 @@
-"""FID and sampling time vs the number of reverse steps, for DiffFlow and the pixel DDPM.
+"""FID and sampling time vs the number of reverse steps, for the DiffFlows and the pixel DDPM.
 
   python -m experiments.sampling_steps [--workdir runs/mnist_table] [--fid_samples 128]
-      [--steps 500,250,100,50,25] [--ddim 50,25] [--kinds diffflow,ddpm]
+      [--steps 500,250,100,50,25] [--ddim 50,25] [--kinds diffflow,diffflow_nsf,ddpm]
 
 Uses the runs that experiments.mnist_table trained (same configs, EMA params of the
 latest checkpoint) and its cached FID classifier and test statistics. For each
@@ -32,21 +32,24 @@ from experiments import common, mnist_table
 
 def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
   """FID of n samples and seconds for 25 samples of the run in `workdir` at `steps` steps."""
-  trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
+  model = build_model(config)
+  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
   train_images, _ = input_pipeline.load_split(config.data, 'train')
   state, step = evaluate.restore_state(config, workdir, trainer, train_images[:config.train.batch_size],
                                        'latest')
   params = state.ema_params
   key = rng.stream(trainer.base_key, rng.Stream.EXPERIMENT_SAMPLES)
   seconds = evaluate.time_sampling(trainer.sample, params, key, 25, steps, 1.0)
-  _, feats = evaluate.feature_extractor(config, workdir)
-  ref = fid.FeatureStats.load(os.path.join(workdir, 'fid_stats_test_classifier.npz'))
+  features = evaluate.fid_features(config, workdir)
+  test_images, _ = input_pipeline.load_split(config.data, 'test')
+  ref = evaluate.test_reference_stats(features, workdir, test_images)
   batch = min(n, 128)
   samples = np.concatenate([np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i),
                                                       num=batch, num_steps=steps))
                             for i in range(math.ceil(n / batch))])[:n]
-  value = fid.fid_from_stats(fid.feature_stats(fid.batched_features(feats, samples, 500)), ref)
-  return {'train_step': step, 'fid': value, 'seconds_for_25_samples': seconds}
+  value = fid.fid_from_stats(fid.feature_stats(fid.batched_features(features.fn, samples, 500)), ref)
+  return {'train_step': step, 'fid': value, 'seconds_for_25_samples': seconds,
+          'network_evals_per_sample': model.sampling_plan(steps).network_evals}
 
 
 def write(rows, args) -> None:
@@ -82,7 +85,7 @@ def write(rows, args) -> None:
            '|---|---|---|---|---|---|']
   for r in rows:
     lines.append(f'| {mnist_table.NAMES[r["model"]]} | {r["sampler"]} | {r["steps"]} | '
-                 f'{r["steps"] + (r["model"] == "diffflow")} | {r["fid"]:.1f} | '
+                 f'{r["network_evals_per_sample"]} | {r["fid"]:.1f} | '
                  f'{r["seconds_for_25_samples"]:.2f} |')
   lines += ['', '![FID and time vs steps](sampling_steps.png)', '']
   common.write_results('sampling_steps', '\n'.join(lines), {'rows': rows})
@@ -95,7 +98,7 @@ def main():
   parser.add_argument('--fid_samples', type=int, default=128)
   parser.add_argument('--steps', default='500,250,100,50,25')
   parser.add_argument('--ddim', default='50,25')
-  parser.add_argument('--kinds', default='diffflow,ddpm')
+  parser.add_argument('--kinds', default='diffflow,diffflow_nsf,ddpm')  # mnist_table rows
   args = parser.parse_args()
   # Cheapest settings first, alternating models, so that a run cut short still compares both.
   settings = sorted(((steps, sampler, kind) for kind in args.kinds.split(',')
