@@ -4,7 +4,8 @@
       [--dataset mnist_idx --manual_dir ../shared/data/mnist] [--workdir runs/mnist_table]
       [--report_only]
 
-Trains the models at configs/default.py sizes (same batch and seed; the baselines
+Trains the models at configs/default.py settings with 2 flow steps per level and a
+U-Net of width 16 (the default's sizes until session 6; same batch and seed; the baselines
 by `model.kind`; the NSF has 8 instead of 2 flow steps per level, so that its
 parameter count matches the DiffFlow's, the pixel DDPM's U-Net has ch_mult (1, 2, 2),
 and the row `diffflow_nsf` is a DiffFlow with the NSF's flow and a U-Net of width 8)
@@ -32,7 +33,7 @@ from dfflows import evaluate, machine, train, visualize
 from dfflows.training import trainer as trainer_lib
 from experiments import common
 
-# Table rows; each is a `model.kind` at configs/default.py sizes with the changes in make_config.
+# Table rows; each is a `model.kind` with the sizes set in make_config.
 ROWS = ('diffflow', 'diffflow_nsf', 'flow', 'ddpm')
 KIND = {'diffflow': 'diffflow', 'diffflow_nsf': 'diffflow', 'flow': 'flow', 'ddpm': 'ddpm'}
 # Thesis Table 5.4 (MNIST): NLL in its units, FID with its MNIST classifier, seconds for 25 samples.
@@ -54,6 +55,9 @@ def parse_steps(text: str) -> Dict[str, int]:
 def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
   """The default config for table row `row` with the experiment's budget."""
   config = default.get_config()
+  # The table's base sizes: configs/default.py's until session 6, which made the second
+  # DiffFlow row's sizes the default.
+  config.flow.num_steps, config.unet.ch = 2, 16
   config.model.kind = KIND[row]
   config.data.name = args.dataset
   config.data.manual_dir = os.path.abspath(args.manual_dir) if args.manual_dir else ''
@@ -165,7 +169,8 @@ def report(args, steps: Dict[str, int]) -> None:
       f'Command: `python -m experiments.mnist_table --steps {step_text} --dataset {args.dataset}'
       f'{" --manual_dir " + args.manual_dir if args.manual_dir else ""}'
       f' --eval_examples {args.eval_examples} --fid_samples {args.fid_samples}`.', '',
-      f'Each model has configs/default.py sizes and batch 32 (the NSF with 8 flow steps per level, '
+      f'Each model has configs/default.py settings with 2 flow steps per level and a U-Net of '
+      f'width 16 (the default\'s sizes until session 6), batch 32 (the NSF with 8 flow steps per level, '
       f'for about the DiffFlow\'s parameter count; the second DiffFlow with the NSF\'s flow and a '
       f'U-Net of width 8; the DDPM\'s U-Net with ch_mult (1, 2, 2)); the '
       f'step counts ({step_text}) give each about the same training wall time on this machine. '
