@@ -69,7 +69,7 @@ def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
   config.eval.num_examples = args.eval_examples
   config.eval.fid_num_samples = args.fid_samples
   if row in ('flow', 'diffflow_nsf'):
-    config.flow.num_steps = 8  # About the DiffFlow's parameter count.
+    config.flow.num_steps = 8  # The NSF's flow: about the first DiffFlow's parameter count.
   if row == 'diffflow_nsf':  # Flow depth over U-Net width: the NSF's flow, a U-Net of 49k params.
     config.unet.ch = 8
   if row == 'ddpm':
