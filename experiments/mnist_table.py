@@ -4,10 +4,11 @@
       [--dataset mnist_idx --manual_dir ../shared/data/mnist] [--workdir runs/mnist_table]
       [--report_only]
 
-Trains the models at configs/default.py settings with 2 flow steps per level and a
-U-Net of width 16 (the default's sizes until session 6; same batch and seed; the baselines
-by `model.kind`; the NSF has 8 instead of 2 flow steps per level, so that its
-parameter count matches the DiffFlow's, the pixel DDPM's U-Net has ch_mult (1, 2, 2),
+Trains the models at configs/default.py settings with 2 flow steps per level, a
+U-Net of width 16 and learning rate 1e-3 (the default's until session 6; same batch
+and seed; the baselines by `model.kind`; the NSF has 8 instead of 2 flow steps per
+level, so that its parameter count matches the DiffFlow's, the pixel DDPM's U-Net has
+ch_mult (1, 2, 2),
 and the row `diffflow_nsf` is a DiffFlow with the NSF's flow and a U-Net of width 8)
 for about the same wall time (the step counts are set from
 benchmarks/bench_train.py's step times), evaluates each with dfflows.evaluate
@@ -55,9 +56,9 @@ def parse_steps(text: str) -> Dict[str, int]:
 def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
   """The default config for table row `row` with the experiment's budget."""
   config = default.get_config()
-  # The table's base sizes: configs/default.py's until session 6, which made the second
-  # DiffFlow row's sizes the default.
-  config.flow.num_steps, config.unet.ch = 2, 16
+  # The table's base sizes and learning rate: configs/default.py's until session 6, which
+  # made the second DiffFlow row's sizes and a learning rate of 2e-3 the default.
+  config.flow.num_steps, config.unet.ch, config.optim.lr = 2, 16, 1e-3
   config.model.kind = KIND[row]
   config.data.name = args.dataset
   config.data.manual_dir = os.path.abspath(args.manual_dir) if args.manual_dir else ''
@@ -169,8 +170,9 @@ def report(args, steps: Dict[str, int]) -> None:
       f'Command: `python -m experiments.mnist_table --steps {step_text} --dataset {args.dataset}'
       f'{" --manual_dir " + args.manual_dir if args.manual_dir else ""}'
       f' --eval_examples {args.eval_examples} --fid_samples {args.fid_samples}`.', '',
-      f'Each model has configs/default.py settings with 2 flow steps per level and a U-Net of '
-      f'width 16 (the default\'s sizes until session 6), batch 32 (the NSF with 8 flow steps per level, '
+      f'Each model has configs/default.py settings with 2 flow steps per level, a U-Net of '
+      f'width 16 and learning rate 1e-3 (the default\'s until session 6), batch 32 (the NSF '
+      f'with 8 flow steps per level, '
       f'for about the DiffFlow\'s parameter count; the second DiffFlow with the NSF\'s flow and a '
       f'U-Net of width 8; the DDPM\'s U-Net with ch_mult (1, 2, 2)); the '
       f'step counts ({step_text}) give each about the same training wall time on this machine. '
