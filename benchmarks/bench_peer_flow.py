@@ -59,7 +59,7 @@ def normflows_glow(levels: int, steps: int, hidden: int) -> 'torch.nn.Module':
                                      scale=True) for _ in range(steps)] + [nf.flows.Squeeze()])
     if i > 0:
       merges.append(nf.flows.Merge())
-    down = 2 ** (levels - i if i > 0 else levels)
+    down = 2 ** (levels - i)  # Squeezes applied to this level's output.
     shape = (2 ** (levels - i) if i > 0 else 2 ** (levels + 1), SIDE // down, SIDE // down)
     q0.append(nf.distributions.DiagGaussian(shape, trainable=False))  # N(0, I).
   return nf.MultiscaleFlow(q0, flows, merges, transform=nf.transforms.Logit(alpha=0.05),

@@ -121,17 +121,32 @@ def fid_features(config: ml_collections.ConfigDict, workdir: str) -> Optional[Fi
                      'classifier', params)
 
 
-def test_reference_stats(features: FidFeatures, workdir: str,
-                         test_images: np.ndarray) -> fid.FeatureStats:
-  """FID statistics of the test split under `features`, cached in the workdir."""
+def draw_samples(sample: Callable, params: Any, key: jax.Array, num: int, num_steps: int,
+                 temperature: float, batch: int) -> np.ndarray:
+  """`num` samples drawn `batch` at a time (batch i from fold_in(key, 100 + i)), logged."""
+  t0 = time.perf_counter()
+  parts = []
+  for i in range(math.ceil(num / batch)):
+    parts.append(np.asarray(sample(params, jax.random.fold_in(key, 100 + i), num=batch,
+                                   num_steps=num_steps, temperature=temperature)))
+    logging.info('  %d of %d samples (%.0f s)', min((i + 1) * batch, num), num,
+                 time.perf_counter() - t0)
+  return np.concatenate(parts)[:num]
+
+
+def samples_fid(features: FidFeatures, workdir: str, test_images: np.ndarray,
+                samples: np.ndarray) -> float:
+  """FID of `samples` against the test split (its statistics cached in the workdir)."""
   stats_path = os.path.join(workdir, f'fid_stats_test_{features.tag}.npz')
   if os.path.exists(stats_path):
-    return fid.FeatureStats.load(stats_path)
-  logging.info('FID reference statistics of the test split (%d images, cached in %s)...',
-               len(test_images), stats_path)
-  ref = fid.feature_stats(fid.batched_features(features.fn, test_images, 500))
-  ref.save(stats_path)
-  return ref
+    ref = fid.FeatureStats.load(stats_path)
+  else:
+    logging.info('FID reference statistics of the test split (%d images, cached in %s)...',
+                 len(test_images), stats_path)
+    ref = fid.feature_stats(fid.batched_features(features.fn, test_images, 500))
+    ref.save(stats_path)
+  return fid.fid_from_stats(fid.feature_stats(fid.batched_features(features.fn, samples, 500)),
+                            ref)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best',
@@ -170,25 +185,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   logging.info('bpd %.3f +- %.3f (raw params %.3f). FID features (%s)...', result['bpd'],
                result['bpd_stderr'], result['bpd_raw_params'], config.eval.fid_features)
   features = fid_features(config, workdir)
-  batch = min(n, 250)
   logging.info('Drawing %d samples (%s)...', n, result['sampler'])
   t0 = time.perf_counter()
-  parts = []
-  for i in range(math.ceil(n / batch)):
-    parts.append(np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i), num=batch,
-                                           num_steps=steps, temperature=temperature)))
-    logging.info('  %d of %d samples (%.0f s)', min((i + 1) * batch, n), n,
-                 time.perf_counter() - t0)
-  samples = np.concatenate(parts)[:n]
+  samples = draw_samples(trainer.sample, params, key, n, steps, temperature, min(n, 250))
   result[f'seconds_for_{n}_samples'] = time.perf_counter() - t0
   if features is None:
     logging.warning('No FID: RGB images need InceptionV3 weights; set '
                     'config.eval.inception_weights (README, "Evaluation").')
     result['fid'], result['fid_features'] = None, 'none (config.eval.inception_weights unset)'
   else:
-    ref = test_reference_stats(features, workdir, test_images)
-    result['fid'] = fid.fid_from_stats(
-        fid.feature_stats(fid.batched_features(features.fn, samples, 500)), ref)
+    result['fid'] = samples_fid(features, workdir, test_images, samples)
     result['fid_features'] = features.description
   result['fid_num_samples'] = n
   if features is not None and features.classifier_params is not None:

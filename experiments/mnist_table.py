@@ -34,9 +34,9 @@ from dfflows import evaluate, machine, train, visualize
 from dfflows.training import trainer as trainer_lib
 from experiments import common
 
-# Table rows; each is a `model.kind` with the sizes set in make_config.
-ROWS = ('diffflow', 'diffflow_nsf', 'flow', 'ddpm')
+# Table row -> its `model.kind` (make_config sets each row's sizes), in table order.
 KIND = {'diffflow': 'diffflow', 'diffflow_nsf': 'diffflow', 'flow': 'flow', 'ddpm': 'ddpm'}
+ROWS = tuple(KIND)
 # Thesis Table 5.4 (MNIST): NLL in its units, FID with its MNIST classifier, seconds for 25 samples.
 THESIS = {'ddpm': ('-', '1.05', '28.97'), 'flow': ('1.03', '2.58', '0.21'),
           'diffflow': ('0.93', '1.85', '15.12'), 'diffflow_nsf': ('0.93', '1.85', '15.12')}

@@ -12,19 +12,15 @@ Rows are written as they finish: experiments/results/sampling_steps.{md,json,png
 """
 import argparse
 import datetime
-import math
 import os
 import time
 
-import jax
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import numpy as np
 
 from dfflows import evaluate, machine, rng
 from dfflows.data import input_pipeline
-from dfflows.metrics import fid
 from dfflows.models.build import build_model
 from dfflows.training import trainer as trainer_lib
 from experiments import common, mnist_table
@@ -42,12 +38,8 @@ def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
   seconds = evaluate.time_sampling(trainer.sample, params, key, 25, steps, 1.0)
   features = evaluate.fid_features(config, workdir)
   test_images, _ = input_pipeline.load_split(config.data, 'test')
-  ref = evaluate.test_reference_stats(features, workdir, test_images)
-  batch = min(n, 128)
-  samples = np.concatenate([np.asarray(trainer.sample(params, jax.random.fold_in(key, 100 + i),
-                                                      num=batch, num_steps=steps))
-                            for i in range(math.ceil(n / batch))])[:n]
-  value = fid.fid_from_stats(fid.feature_stats(fid.batched_features(features.fn, samples, 500)), ref)
+  samples = evaluate.draw_samples(trainer.sample, params, key, n, steps, 1.0, min(n, 128))
+  value = evaluate.samples_fid(features, workdir, test_images, samples)
   return {'train_step': step, 'fid': value, 'seconds_for_25_samples': seconds,
           'network_evals_per_sample': model.sampling_plan(steps).network_evals}
 
