@@ -30,7 +30,7 @@ from dfflows.models.flow_only import FlowOnly
 from dfflows.training import trainer as trainer_lib
 from experiments import common, mnist_table
 
-ROWS = ('diffflow', 'diffflow_nsf', 'ddpm')  # The diffusion rows of experiments.mnist_table.
+ROWS = tuple(r for r in mnist_table.ROWS if mnist_table.KIND[r] != 'flow')  # Diffusion rows.
 BUCKETS = (('t=0 (decoder)', 0, 1), ('t=1', 1, 2), ('t=2..9', 2, 10), ('t=10..99', 10, 100),
            ('t=100..T-1', 100, None))
 

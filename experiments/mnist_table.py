@@ -37,9 +37,10 @@ from experiments import common
 # Table row -> its `model.kind` (make_config sets each row's sizes), in table order.
 KIND = {'diffflow': 'diffflow', 'diffflow_nsf': 'diffflow', 'flow': 'flow', 'ddpm': 'ddpm'}
 ROWS = tuple(KIND)
-# Thesis Table 5.4 (MNIST): NLL in its units, FID with its MNIST classifier, seconds for 25 samples.
+# Thesis Table 5.4 (MNIST) per model kind: NLL in its units, FID with its MNIST classifier,
+# seconds for 25 samples.
 THESIS = {'ddpm': ('-', '1.05', '28.97'), 'flow': ('1.03', '2.58', '0.21'),
-          'diffflow': ('0.93', '1.85', '15.12'), 'diffflow_nsf': ('0.93', '1.85', '15.12')}
+          'diffflow': ('0.93', '1.85', '15.12')}
 NAMES = {'diffflow': 'DiffFlow', 'diffflow_nsf': "DiffFlow, the NSF's flow",
          'flow': 'NSF (flow only)', 'ddpm': 'DDPM (pixels)'}
 SHARED_EVAL_FILES = ('fid_classifier.msgpack', 'fid_stats_test_classifier.npz')
@@ -138,10 +139,10 @@ def report(args, steps: Dict[str, int]) -> None:
     workdir = os.path.join(args.workdir, row)
     with open(os.path.join(workdir, 'eval.json')) as f:
       results[row] = json.load(f)
-    rows = visualize.read_jsonl(os.path.join(workdir, train.METRICS_FILE))
+    metrics = visualize.read_jsonl(os.path.join(workdir, train.METRICS_FILE))
     with open(os.path.join(workdir, 'train_wall_seconds.json')) as f:
       results[row]['train_wall_seconds'] = json.load(f)['wall_seconds']
-    curves[row] = {key: common.series(rows, key) for key in ('train/bpd', 'eval/bpd')}
+    curves[row] = {key: common.series(metrics, key) for key in ('train/bpd', 'eval/bpd')}
     shutil.copy(os.path.join(workdir, 'eval_samples.png'),
                 os.path.join(out, f'mnist_table_samples_{row}.png'))
   strip = trajectory_strip(args.workdir)
@@ -185,7 +186,7 @@ def report(args, steps: Dict[str, int]) -> None:
       '| params | thesis NLL | thesis FID | thesis s / 25 |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|']
   for row, r in results.items():
-    th = THESIS[row]
+    th = THESIS[KIND[row]]
     lines.append(f'| {NAMES[row]} | {r["step"]} | {r["train_wall_seconds"]:.0f} | {r["bpd"]:.3f} ± '
                  f'{r["bpd_stderr"]:.3f} | {r["fid"]:.1f} | {r["seconds_for_25_samples"]:.2f} | '
                  f'{r["sampler"]} | {r["network_evals_per_sample"]} | {r["params"]} | {th[0]} | '
