@@ -64,7 +64,7 @@ def plot_bpd(metrics_path: str, out_path: str) -> None:
     if pts:
       ax.plot(*zip(*pts), marker='.' if key.startswith('eval') else None, label=label)
   ax.set_xlabel('step')
-  ax.set_ylabel('bits/dim')
+  ax.set_ylabel('bits per model dim')  # metrics.jsonl's *_per_real_pixel: x dims / real pixels.
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()

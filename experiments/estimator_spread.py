@@ -108,20 +108,27 @@ def main():
       'max': float(own.max())}
   ratio = rows['uniform, all t (before)']['std'] / rows[
       'importance (t_sampling=importance, default)']['std']
+  factor = common.real_pixel_factor(args.workdir)  # Bits per model dim -> per real pixel.
   lines = [f'# Spread of the one-sample bound estimate ({args.workdir}, step {step})', '',
            f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}.',
            f'Command: `python -m experiments.estimator_spread --workdir {args.workdir} '
            f'--draws {args.draws} --name {args.name}`. EMA params; the mean over {BATCH} test '
            f'images, bits/dim; the per-t terms of one full-bound pass are fixed, so the rows '
            f'differ only in how t is drawn (see the script\'s docstring).', '',
-           f'Full bound of these {BATCH} images: **{full_bpd:.3f}** bits/dim.', '',
-           '| estimator | mean | std | median | 10% | 90% | max |', '|---|---|---|---|---|---|---|']
+           f'Full bound of these {BATCH} images: **{full_bpd:.3f}** bits/dim '
+           f'({full_bpd * factor:.3f} bits per real pixel: x {factor:.4f}, the same total bits '
+           'over the unpadded pixels; every column below converts by the same factor).', '',
+           '| estimator | mean | mean per real pixel | std | median | 10% | 90% | max |',
+           '|---|---|---|---|---|---|---|---|']
   for name, r in rows.items():
-    lines.append(f'| {name} | {r["mean"]:.3f} | {r["std"]:.3f} | {r["median"]:.3f} | '
+    lines.append(f'| {name} | {r["mean"]:.3f} | {r["mean"] * factor:.3f} | {r["std"]:.3f} | '
+                 f'{r["median"]:.3f} | '
                  f'{r["p10"]:.3f} | {r["p90"]:.3f} | {r["max"]:.2f} |')
   lines += ['', f'Std before / std with importance sampling: **{ratio:.1f}x**.', '']
   common.write_results(args.name, '\n'.join(lines),
-                       {'step': step, 'full_bound_bpd': full_bpd, 'estimators': rows,
+                       {'step': step, 'full_bound_bpd': full_bpd,
+                        'full_bound_bits_per_real_pixel': full_bpd * factor,
+                        'bits_per_real_pixel_factor': factor, 'estimators': rows,
                         'std_ratio_before_over_importance': ratio})
   print('\n'.join(lines), flush=True)
 

@@ -142,6 +142,10 @@ def report(args, steps: Dict[str, int]) -> None:
     metrics = visualize.read_jsonl(os.path.join(workdir, train.METRICS_FILE))
     with open(os.path.join(workdir, 'train_wall_seconds.json')) as f:
       results[row]['train_wall_seconds'] = json.load(f)['wall_seconds']
+    if 'bpd_per_real_pixel' not in results[row]:  # An eval.json written before that unit.
+      data = common.workdir_config(workdir).data
+      results[row].update(evaluate.real_pixel_fields(results[row], data,
+                                                     data.image_size**2 * data.channels))
     curves[row] = {key: common.series(metrics, key) for key in ('train/bpd', 'eval/bpd')}
     shutil.copy(os.path.join(workdir, 'eval_samples.png'),
                 os.path.join(out, f'mnist_table_samples_{row}.png'))
@@ -165,6 +169,9 @@ def report(args, steps: Dict[str, int]) -> None:
   fig.tight_layout()
   fig.savefig(os.path.join(out, 'mnist_table_bpd.png'), dpi=100)
   step_text = ','.join(f'{k}={steps[k]}' for k in ROWS)
+  dims, real = results[ROWS[0]]['model_dims'], results[ROWS[0]]['real_pixels']
+  thesis_real = ' and '.join(f'{float(THESIS[k][0]) * dims / real:.3f} ({name})'
+                             for k, name in (('diffflow', 'DiffFlow'), ('flow', 'NSF')))
   lines = [
       '# MNIST: DiffFlows vs NSF vs DDPM at a CPU budget', '',
       f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}, seed 0.',
@@ -179,16 +186,25 @@ def report(args, steps: Dict[str, int]) -> None:
       f'step counts ({step_text}) give each about the same training wall time on this machine. '
       'EMA params are evaluated. '
       'Bits/dim: the full bound over all t (the exact NLL for the flow), the mean over '
-      f'{args.eval_examples} test images with its standard error. FID: features of dfflows\' MNIST '
+      f'{args.eval_examples} test images with its standard error, in bits per model dim '
+      f'({dims:,}: MNIST zero-padded from 28x28 to 32x32); bits/real pixel: the same total bits '
+      f'over the {real} real pixels, the unit of published MNIST results (still an upper bound: '
+      'a padding pixel cannot cost negative bits). FID: features of dfflows\' MNIST '
       f'classifier (test accuracy in the JSON), {args.fid_samples} samples against the test split. '
-      'Sampling time: 25 samples after compilation, with the sampler named.', '',
-      '| model | steps | train (s) | bits/dim | FID | s / 25 samples | sampler | net evals / sample '
-      '| params | thesis NLL | thesis FID | thesis s / 25 |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|']
+      'Sampling time: 25 samples after compilation, with the sampler named. Thesis NLL: its '
+      'Table 5.4, on MNIST at image size (1, 32, 32) (its Table 5.1); the thesis says neither '
+      'whether it padded or resized the 28x28 digits nor the unit of its NLL. If it is bits per '
+      f'dim of zero-padded 32x32 images, it compares with the bits/dim column, and per real '
+      f'pixel it is {thesis_real}.', '',
+      '| model | steps | train (s) | bits/dim | bits/real pixel | FID | s / 25 samples | sampler '
+      '| net evals / sample | params | thesis NLL | thesis FID | thesis s / 25 |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for row, r in results.items():
     th = THESIS[KIND[row]]
     lines.append(f'| {NAMES[row]} | {r["step"]} | {r["train_wall_seconds"]:.0f} | {r["bpd"]:.3f} ± '
-                 f'{r["bpd_stderr"]:.3f} | {r["fid"]:.1f} | {r["seconds_for_25_samples"]:.2f} | '
+                 f'{r["bpd_stderr"]:.3f} | {r["bpd_per_real_pixel"]:.3f} ± '
+                 f'{r["bpd_per_real_pixel_stderr"]:.3f} | {r["fid"]:.1f} | '
+                 f'{r["seconds_for_25_samples"]:.2f} | '
                  f'{r["sampler"]} | {r["network_evals_per_sample"]} | {r["params"]} | {th[0]} | '
                  f'{th[1]} | {th[2]} |')
   lines += ['', '![bits/dim](mnist_table_bpd.png)', '',

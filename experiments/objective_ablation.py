@@ -53,18 +53,22 @@ def main():
       f'Date {datetime.date.today()}, {machine.describe()}, commit {machine.git_commit()}.',
       f'Command: `python -m experiments.objective_ablation --steps {args.steps}` '
       '(configs/default.py, embedded MNIST subset, seed 0).', '',
-      '| objective | wall (s) | final std(z0) | final -log\\|det\\| bpd | final bound bpd | eval bpd |',
-      '|---|---|---|---|---|---|']
+      '| objective | wall (s) | final std(z0) | final -log\\|det\\| bpd | final bound bpd '
+      '| eval bpd | eval bits per real pixel |',
+      '|---|---|---|---|---|---|---|']
   summary = {}
   for objective in OBJECTIVES:
     rows = results[objective]['rows']
     last = {k: common.series(rows, k)[1][-1] for k, _ in KEYS}
     ev = common.series(rows, 'eval/bpd')[1]
+    factor = common.real_pixel_factor(os.path.join(args.workdir, objective))
     summary[objective] = {**last, 'eval/bpd': ev[-1] if ev else None,
+                          'eval/bpd_per_real_pixel': ev[-1] * factor if ev else None,
                           'wall_seconds': results[objective]['wall_seconds']}
     lines.append(f'| {objective} | {results[objective]["wall_seconds"]:.0f} | '
                  f'{last["train/z0_std"]:.3g} | {last["train/logdet_bpd"]:.3f} | '
-                 f'{last["train/bpd"]:.3f} | {summary[objective]["eval/bpd"]:.3f} |')
+                 f'{last["train/bpd"]:.3f} | {summary[objective]["eval/bpd"]:.3f} | '
+                 f'{summary[objective]["eval/bpd_per_real_pixel"]:.3f} |')
   lines += ['', '![curves](objective_ablation.png)', '']
   common.write_results('objective_ablation', '\n'.join(lines),
                        {'summary': summary, 'curves': {o: results[o]['rows'] for o in OBJECTIVES}})

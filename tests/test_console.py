@@ -42,10 +42,14 @@ def test_main_prints_progress_and_summary_without_library_info(tmp_path, data_di
   rate = float(re.search(r'([\d.]+) steps/s', progress[1]).group(1))
   wall = (_stamp(progress[1]) - _stamp(progress[0])).total_seconds()
   assert 0.5 < rate * wall / 4 < 2.0, (rate, wall)
-  # The eval line says which estimate it is (the flow-only model's NLL is exact).
-  assert re.search(r'step 12 \| eval bpd [\d.]+ \+- [\d.]+ on \d+ test images '
-                   r'\(EMA params; exact NLL\)', out)
-  assert 'train bpd' in progress[0] and '(exact NLL)' in progress[0]
+  # The eval line says which estimate it is (the flow-only model's NLL is exact), in both
+  # units: bits per model dim (32x32, padded) and per real (28x28) pixel, 1024/784 times more.
+  match = re.search(r'step 12 \| eval bpd ([\d.]+) \+- [\d.]+ bits/model dim = ([\d.]+) \+- '
+                    r'[\d.]+ bits/real pixel on \d+ test images \(EMA params; exact NLL\)', out)
+  assert match, out[-3000:]
+  assert abs(float(match.group(2)) - float(match.group(1)) * 1024 / 784) < 2e-3, match.group(0)
+  assert re.search(r'train bpd [\d.]+ bits/model dim = [\d.]+ bits/real pixel \(exact NLL\)',
+                   progress[0]), progress[0]
   # The closing summary names what exists and the next command.
   match = re.search(r'Done at step 12\. Wrote in (\S+): (.*) \(and TensorBoard', out)
   assert match and match.group(1) == workdir, out[-2000:]

@@ -1,4 +1,5 @@
-"""Which FID features `dfflows.evaluate` uses (eval.fid_features), and bad FID settings."""
+"""Which FID features `dfflows.evaluate` uses (eval.fid_features), bad FID settings, and the
+bits per real pixel beside bits per model dim in eval.json."""
 import numpy as np
 import pytest
 
@@ -42,3 +43,22 @@ def test_the_mnist_classifier_is_refused_for_rgb_images():
   with pytest.raises(ValueError, match="fid_features='classifier' needs 1-channel"):
     config_checks.validate_config(_rgb_config(fid_features='classifier'), num_devices=1)
   config_checks.validate_config(_rgb_config(fid_features='auto'), num_devices=1)
+
+
+def test_eval_json_reports_bits_per_real_pixel_of_padded_mnist():
+  config = tiny_config('diffflow')  # mnist_embedded, zero-padded 28x28 -> 32x32.
+  result = {'bpd': 1.201, 'bpd_stderr': 0.016, 'bpd_raw_params': 1.25,
+            'bpd_raw_params_stderr': 0.02}
+  fields = evaluate.real_pixel_fields(result, config.data, 32 * 32)
+  assert fields['model_dims'] == 1024 and fields['real_pixels'] == 784
+  for key in ('bpd', 'bpd_stderr', 'bpd_raw_params', 'bpd_raw_params_stderr'):
+    per_pixel = key.replace('_stderr', '') + '_per_real_pixel' + (
+        '_stderr' if key.endswith('_stderr') else '')
+    np.testing.assert_allclose(fields[per_pixel], result[key] * 1024 / 784, rtol=1e-12)
+  np.testing.assert_allclose(fields['bpd_per_real_pixel'], 1.5687, atol=1e-4)
+  assert fields['bpd_unit'] == ('bits per model dim (32x32x1 = 1024 dims, of which 240 are zero '
+                                'padding)')
+  assert 'bits per real pixel' in fields['bpd_per_real_pixel_unit']
+  # RGB data without padding: the two units agree.
+  rgb = evaluate.real_pixel_fields({'bpd': 3.0}, _rgb_config().data, 32 * 32 * 3)
+  assert rgb['bpd_per_real_pixel'] == 3.0 and 'no padding' in rgb['bpd_unit']

@@ -76,6 +76,31 @@ def test_load_split_size_errors(config, message):
       ip.load_split(config, 'train')
 
 
+@pytest.mark.parametrize('name, size, channels, real', [
+    ('mnist', 32, 1, 784), ('mnist_idx', 32, 1, 784), ('mnist_embedded', 32, 1, 784),
+    ('mnist_embedded', 28, 1, 784), ('mnist', 64, 1, 784),
+    ('cifar10', 32, 3, 3072), ('celeb_a', 64, 3, 12288), ('celeb_a', 37, 3, 4107)])
+def test_real_pixel_count_is_the_unpadded_size(name, size, channels, real):
+  assert ip.real_pixel_count(_config(name, size, channels)) == real
+
+
+def test_real_pixel_count_counts_the_pixels_load_split_does_not_pad():
+  with tfds.testing.mock_data(num_examples=4):
+    padded, _ = ip.load_split(_config('mnist', 36, 1), 'test')
+    raw = next(iter(tfds.as_numpy(tfds.load('mnist', split='test', batch_size=4))))['image']
+  assert ip.real_pixel_count(_config('mnist', 36, 1)) == raw[0].size == 784 < padded[0].size
+  np.testing.assert_array_equal(padded[:, 4:32, 4:32], raw)  # The rest is zero padding.
+  assert padded.astype(np.int64).sum() == raw.astype(np.int64).sum()
+
+
+@pytest.mark.parametrize('config, message', [
+    (_config('mnist', 24, 1), 'center-pad'), (_config('mnist_idx', 31, 1), 'center-pad'),
+    (_config('imagenet', 32, 3), 'Unknown dataset')])
+def test_real_pixel_count_errors(config, message):
+  with pytest.raises(ValueError, match=message):
+    ip.real_pixel_count(config)
+
+
 @pytest.mark.parametrize('images, message', [
     (np.full((2, 4, 4, 1), 0.5, np.float32), r'uint8 .* float32 with range \[0.5, 0.5\]'),
     (np.full((2, 4, 4, 1), 300, np.int32), r'uint8 .* int32 with range \[300, 300\]'),
