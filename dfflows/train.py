@@ -20,8 +20,9 @@ from clu import metric_writers
 from dfflows import rng, visualize
 from dfflows.data import batching
 from dfflows.data import input_pipeline
+from dfflows.metrics.bpd import bits_per_real_pixel
 from dfflows.models.build import build_model
-from dfflows.training import config_checks
+from dfflows.training import config_checks, warm_start
 from dfflows.training.checkpoints import Checkpoints
 from dfflows.training.train_state import TrainState
 from dfflows.training.trainer import Trainer, make_mesh, maybe_initialize_distributed
@@ -78,7 +79,8 @@ class _Progress:
     text = (f'step {step}/{self.num_steps} | {rate:.2f} steps/s, {rate * self.batch_size:.0f} '
             f'images/s | ETA {int(eta // 60)}m{int(eta % 60):02d}s | loss {scalars["train/loss"]:.4f}')
     if 'train/bpd' in scalars:
-      text += f' | train bpd {scalars["train/bpd"]:.3f} ({self.bpd_label})'
+      text += (f' | train bpd {scalars["train/bpd"]:.3f} bits/model dim = '
+               f'{scalars["train/bpd_per_real_pixel"]:.3f} bits/real pixel ({self.bpd_label})')
     return text
 
 
@@ -102,6 +104,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   model = build_model(config)
   train_images, _ = input_pipeline.load_split(config.data, 'train')
   test_images, _ = input_pipeline.load_split(config.data, 'test')
+  # Bits per model dim -> per real (unpadded) pixel: the same total bits over 784, not 1,024,
+  # for MNIST zero-padded to 32x32 (dfflows/metrics/bpd.py).
+  dims = dict(model_dims=int(np.prod(test_images.shape[1:])),
+              real_pixels=input_pipeline.real_pixel_count(config.data))
   trainer = Trainer(config, model, make_mesh())
   tc = config.train
   first = next(batching.train_batches(train_images, tc.batch_size, config.seed))
@@ -111,6 +117,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   step = int(jax.device_get(state.step))
   if restored is not None:
     logging.info('Resumed from checkpoint at step %d in %s.', step, ckpts.directory)
+  elif config.model.warm_start:
+    state = warm_start.load_flow(config, state)
+    logging.info('Warm start: flow params and EMA from %s.', config.model.warm_start)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   batches = batching.train_batches(train_images, tc.batch_size, config.seed,
@@ -147,6 +156,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         scalars = {f'train/{k_}': float(v) for k_, v in
                    jax.tree.map(lambda *xs: np.mean(xs), *fetched).items()}
         scalars['train/bad_steps_total'] = float(state.opt_state.total_notfinite)
+        if 'train/bpd' in scalars:
+          scalars['train/bpd_per_real_pixel'] = bits_per_real_pixel(scalars['train/bpd'], **dims)
         pending = []
         logging.info('%s', progress.line(step, scalars))
         _write(writer, metrics_path, step, scalars, is_chief)
@@ -155,10 +166,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         ckpts.save(state)
       if _crossed(prev, step, tc.eval_every) or step >= tc.num_steps:
         bpd, err = trainer.evaluate(state.ema_params, test_images)
-        logging.info('step %d | eval bpd %.3f +- %.3f on %d test images (EMA params; %s)',
-                     step, bpd, err, config.eval.num_examples or len(test_images),
+        real_bpd, real_err = (bits_per_real_pixel(v, **dims) for v in (bpd, err))  # Linear.
+        logging.info('step %d | eval bpd %.3f +- %.3f bits/model dim = %.3f +- %.3f bits/real '
+                     'pixel on %d test images (EMA params; %s)', step, bpd, err, real_bpd,
+                     real_err, config.eval.num_examples or len(test_images),
                      trainer.model.bpd_labels.eval)
-        _write(writer, metrics_path, step, {'eval/bpd': bpd, 'eval/bpd_stderr': err}, is_chief)
+        _write(writer, metrics_path, step, {'eval/bpd': bpd, 'eval/bpd_stderr': err,
+                                            'eval/bpd_per_real_pixel': real_bpd,
+                                            'eval/bpd_per_real_pixel_stderr': real_err}, is_chief)
         ckpts.save_best(state, bpd)
         if is_chief:
           visualize.plot_bpd(metrics_path, os.path.join(workdir, 'bpd.png'))

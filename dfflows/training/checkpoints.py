@@ -45,29 +45,36 @@ class Checkpoints:
     """The newest saved step, or None."""
     return self.latest.latest_step()
 
-  def restore(self, target: Any, which: str = 'latest') -> Tuple[Any, Optional[int]]:
+  def restore(self, target: Any, which: str = 'latest',
+              step: Optional[int] = None) -> Tuple[Any, Optional[int]]:
     """Restores the newest readable checkpoint into the structure/shardings of `target`.
 
-    Returns (state, step), or (target, None) when there is no checkpoint at all.
-    Raises RuntimeError if checkpoints exist but none can be read.
+    `step` (of `which`) restores that checkpoint only. Returns (state, step), or
+    (target, None) when there is no checkpoint at all. Raises RuntimeError if
+    checkpoints exist but none can be read, and ValueError if `step` is not saved.
     """
     manager = self.latest if which == 'latest' else self.best
     steps = sorted(manager.all_steps(), reverse=True)
-    if which == 'best' and manager.best_step() is not None:
+    if step is not None:
+      if step not in steps:
+        raise ValueError(f'No checkpoint of step {step} in {manager.directory}; saved steps: '
+                         f'{sorted(steps)}.')
+      steps = [step]
+    elif which == 'best' and manager.best_step() is not None:
       steps = [manager.best_step()]
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     errors = []
-    for step in steps:
+    for saved in steps:
       try:
-        state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        state = manager.restore(saved, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # pylint: disable=broad-except
         logging.warning('Checkpoint at step %d in %s is unreadable (%s: %s); falling back to the'
-                        ' previous one.', step, manager.directory, type(e).__name__, e)
-        errors.append(f'step {step}: {type(e).__name__}: {e}')
+                        ' previous one.', saved, manager.directory, type(e).__name__, e)
+        errors.append(f'step {saved}: {type(e).__name__}: {e}')
         continue
       if errors:
-        logging.warning('Resumed from step %d after skipping unreadable checkpoints.', step)
-      return state, step
+        logging.warning('Resumed from step %d after skipping unreadable checkpoints.', saved)
+      return state, saved
     if errors:
       raise RuntimeError(f'No readable checkpoint in {manager.directory}:\n' + '\n'.join(errors))
     return target, None

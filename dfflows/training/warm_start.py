@@ -1,0 +1,77 @@
+"""Warm start (LSGM's two-stage recipe): a DiffFlow's flow from a trained flow-only run.
+
+`config.model.warm_start` names the workdir of a flow-only run (`model.kind='flow'`) with
+the same `flow` section and image shape. Its checkpoint (`model.warm_start_step`, 0 = its
+latest) gives the DiffFlow's flow params and their EMA; the U-Net and the optimizer state
+start fresh. With the Gaussian residual (`model.eps_skip`, `model.variance_skip`) the
+U-Net's zero-initialised output makes the DiffFlow at step 0 the loaded flow with a
+N(0, I) prior, so its bound starts at the flow-only run's exact NLL and joint training
+on the bound goes on from there. A run that resumes from its own checkpoint ignores the
+warm start.
+"""
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+
+from dfflows.training import config_checks
+from dfflows.training.checkpoints import Checkpoints
+from dfflows.training.train_state import TrainState, create_optimizer, create_train_state
+
+# Settings of the source run that must equal this run's for its flow params to fit.
+MATCHING_KEYS = ('data.image_size', 'data.channels')
+
+
+def read_saved_config(workdir: str) -> dict:
+  """The config a run saved in `workdir` (config.json), as a nested dict."""
+  path = os.path.join(workdir, config_checks.CONFIG_FILE)
+  if not os.path.exists(path):
+    raise ValueError(f'config.model.warm_start={workdir!r} holds no {config_checks.CONFIG_FILE};'
+                     ' expected the workdir of a trained flow-only run.')
+  with open(path) as f:
+    return json.load(f)
+
+
+def check_source(config: ml_collections.ConfigDict, saved: dict) -> None:
+  """Raises ValueError unless `saved` is a flow-only run whose flow fits `config`'s."""
+  source = config.model.warm_start
+  if saved['model']['kind'] != 'flow':
+    raise ValueError(f'config.model.warm_start={source!r} is a model.kind='
+                     f'{saved["model"]["kind"]!r} run; expected a flow-only run (kind flow).')
+  ours = json.loads(config.to_json())
+  diffs = [f'flow.{k}: {v!r} (source) vs {ours["flow"].get(k)!r} (now)'
+           for k, v in saved['flow'].items() if ours['flow'].get(k) != v]
+  for dotted in MATCHING_KEYS:
+    section, key = dotted.split('.')
+    if saved[section][key] != ours[section][key]:
+      diffs.append(f'{dotted}: {saved[section][key]!r} (source) vs {ours[section][key]!r} (now)')
+  if diffs:
+    raise ValueError(f'config.model.warm_start={source!r} has a flow that does not fit this '
+                     'config:\n  ' + '\n  '.join(diffs))
+
+
+def _source_target(flow_params: Any, optim: dict, num_steps: int) -> TrainState:
+  """Abstract TrainState of a flow-only run with these flow params and optimizer settings."""
+  tx = create_optimizer(ml_collections.ConfigDict(optim), num_steps)
+  return jax.eval_shape(lambda p: create_train_state({'flow': p}, tx), flow_params)
+
+
+def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainState:
+  """`state` with its flow params and EMA flow params from `config.model.warm_start`."""
+  source = config.model.warm_start
+  saved = read_saved_config(source)
+  check_source(config, saved)
+  target = _source_target(state.params['flow'], saved['optim'], saved['train']['num_steps'])
+  ckpts = Checkpoints(source, saved['train']['keep_checkpoints'])
+  try:
+    loaded, step = ckpts.restore(target, step=config.model.warm_start_step or None)
+  finally:
+    ckpts.close()
+  if step is None:
+    raise ValueError(f'config.model.warm_start={source!r} has no checkpoint.')
+  params = {**state.params, 'flow': loaded.params['flow']}
+  ema = {**state.ema_params, 'flow': loaded.ema_params['flow']}
+  put = lambda tree, like: jax.tree.map(lambda a, b: jax.device_put(a, b.sharding), tree, like)
+  return state.replace(params=put(params, state.params), ema_params=put(ema, state.ema_params))

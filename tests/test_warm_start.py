@@ -1,0 +1,102 @@
+"""Warm start: a DiffFlow whose flow comes from a flow-only run starts at that run's exact NLL."""
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from dfflows.models.build import build_model
+from dfflows.training import config_checks, warm_start
+from dfflows.training import trainer as trainer_lib
+from dfflows.training.checkpoints import Checkpoints
+from tests.helpers import random_images, tiny_config
+
+
+def _trainer(config):
+  return trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
+
+
+@pytest.fixture(scope='module')
+def source(tmp_path_factory):
+  """A flow-only workdir whose step-3 checkpoint holds perturbed (non-initial) flow params."""
+  config = tiny_config('flow')
+  workdir = str(tmp_path_factory.mktemp('warm') / 'flow')
+  config_checks.check_workdir(config, workdir)
+  trainer = _trainer(config)
+  state = trainer.init_state(random_images(8))
+  leaves, tree = jax.tree.flatten(state.params)
+  keys = jax.random.split(jax.random.PRNGKey(3), len(leaves))
+  noisy = [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)]
+  params = jax.tree.unflatten(tree, noisy)
+  ema = jax.tree.map(lambda a: 0.5 * a, params)  # Distinct from params: both must be loaded.
+  ckpts = Checkpoints(workdir, 3)
+  for step in (3, 5):
+    ckpts.save(state.replace(step=state.step + step, params=params, ema_params=ema))
+    params = jax.tree.map(lambda a: a + 1.0, params)  # Step 5 differs from step 3.
+  ckpts.close()
+  return config, workdir, trainer
+
+
+def _warm_config(workdir, step=3):
+  config = tiny_config('diffflow')
+  config.model.warm_start = workdir
+  config.model.warm_start_step = step
+  return config
+
+
+def test_loaded_diffflow_bound_equals_flow_only_exact_nll(source):
+  flow_config, workdir, flow_trainer = source
+  flow_state, _ = Checkpoints(workdir, 3).restore(flow_trainer.init_state(random_images(8)),
+                                                  step=3)
+  config = _warm_config(workdir)
+  trainer = _trainer(config)
+  fresh = trainer.init_state(random_images(8))
+  state = warm_start.load_flow(config, fresh)
+  x = random_images(64, seed=1)
+  key = jax.random.PRNGKey(7)
+  k_deq = jax.random.split(key)[0]  # The DiffFlow dequantises with this half of its key.
+  full = jax.jit(trainer.model.full_bpd)
+  for which in ('params', 'ema_params'):
+    exact = np.asarray(flow_trainer.model.full_bpd(getattr(flow_state, which), x, k_deq))
+    bound = np.asarray(full(getattr(state, which), x, key))
+    fresh_bound = np.asarray(full(getattr(fresh, which), x, key))
+    # The full bound draws one z_t per t, so it is exact in the mean over examples.
+    gap = lambda bpd: float(np.mean(bpd - exact)) * math.log(2)  # nats/dim
+    assert abs(gap(bound)) < 0.01
+    assert abs(gap(fresh_bound)) > 0.05  # Not the DiffFlow's own initial flow.
+  # The U-Net and the optimizer state are the fresh run's.
+  for a, b in zip(jax.tree.leaves(state.params['unet']), jax.tree.leaves(fresh.params['unet'])):
+    np.testing.assert_array_equal(a, b)
+  assert int(state.step) == 0
+
+
+def test_warm_start_step_selects_the_checkpoint(source):
+  _, workdir, _ = source
+  config = _warm_config(workdir, step=0)  # 0 = the latest, step 5.
+  trainer = _trainer(config)
+  fresh = trainer.init_state(random_images(8))
+  latest = warm_start.load_flow(config, fresh)
+  third = warm_start.load_flow(_warm_config(workdir, step=3), fresh)
+  diff = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), latest.params['flow'],
+                      third.params['flow'])
+  np.testing.assert_allclose(jax.tree.leaves(diff), 1.0, atol=1e-5)
+  with pytest.raises(ValueError, match='No checkpoint of step 4'):
+    warm_start.load_flow(_warm_config(workdir, step=4), fresh)
+
+
+def test_source_that_does_not_fit_is_a_clear_error(source, tmp_path):
+  _, workdir, _ = source
+  config = _warm_config(workdir)
+  config.flow.num_steps = 2
+  with pytest.raises(ValueError, match=r'flow.num_steps: 1 \(source\) vs 2 \(now\)'):
+    warm_start.load_flow(config, None)
+  with pytest.raises(ValueError, match='holds no config.json'):
+    warm_start.load_flow(_warm_config(str(tmp_path)), None)
+  ddpm = tiny_config('ddpm')
+  config_checks.check_workdir(ddpm, str(tmp_path / 'ddpm'))
+  with pytest.raises(ValueError, match="kind='ddpm' run; expected a flow-only run"):
+    warm_start.load_flow(_warm_config(str(tmp_path / 'ddpm')), None)
+  flow = tiny_config('flow')
+  flow.model.warm_start = workdir
+  with pytest.raises(ValueError, match='warm_start is for model.kind=diffflow'):
+    config_checks.validate_config(flow, 1)
