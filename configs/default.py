@@ -40,7 +40,14 @@ def get_config() -> ml_collections.ConfigDict:
   # t of the bound's one-sample estimate: 'importance' (p_t ~ log(1-abar_t) - log(1-abar_{t-1}),
   # stratified; unbiased, far lower variance) | 'uniform'.
   config.model.t_sampling = 'importance'
-  config.model.latent_squeeze = 1  # Squeeze the flow latent this many times before the U-Net.
+  # Warm start (LSGM's two-stage recipe): the workdir of a trained flow-only run with the same
+  # flow section, whose checkpoint gives the DiffFlow's flow params and EMA ('' = off).
+  config.model.warm_start = ''
+  config.model.warm_start_step = 0  # The source run's checkpoint step; 0 = its latest.
+  # The diffusion's latent: 'full' (the whole flow output) or 'top_level' (the flow's last
+  # level only; the factored-out latents keep the flow's N(0, I) prior).
+  config.model.prior = 'full'
+  config.model.latent_squeeze = 1  # Squeeze the diffusion's latent this many times for the U-Net.
   config.model.temperature = 1.0  # Std of the prior at sampling time.
   # auto (fast on CPU, xla elsewhere) | xla | fast (custom-VJP conv; see dfflows/nets/conv.py).
   config.model.conv_impl = 'auto'
@@ -114,6 +121,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.num_examples = 256  # Test examples for eval bits/dim (0 = whole split).
   config.eval.num_samples = 16  # Samples in the periodic PNG grid.
   config.eval.fid_num_samples = 256
+  # The probability-flow ODE NLL of a DiffFlow in dfflows.evaluate: test images (0 = skip) and
+  # Hutchinson probes per image (dfflows/diffusion/ode.py).
+  config.eval.ode_examples = 128
+  config.eval.ode_probes = 4
   # FID features: 'auto' (the classifier below for 1-channel images, InceptionV3 for RGB) |
   # 'classifier' (dfflows' MNIST classifier, trained on the train split) | 'inception'.
   config.eval.fid_features = 'auto'

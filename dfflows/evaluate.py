@@ -6,10 +6,13 @@
 Writes <workdir>/eval.json and prints a table. Bits/dim: exact for the flow-only
 model; for diffusion models the variational bound with every t summed (prior KL,
 KLs for t=1..T-1, decoder at t=0), plus -log|det| for a DiffFlow, then the
-dequantisation offset (see dfflows/metrics/bpd.py).
+dequantisation offset (see dfflows/metrics/bpd.py). `bpd*` are bits per model dim
+(`bpd_unit`); `bpd*_per_real_pixel` divide the same total bits by the unpadded pixel
+count (784 for MNIST padded to 32x32), the unit of published MNIST figures.
 """
 from dfflows import console  # First: it imports TensorFlow quietly.
-import json  # pylint: disable=g-bad-import-order,wrong-import-order
+import functools  # pylint: disable=g-bad-import-order,wrong-import-order
+import json
 import math
 import os
 import time
@@ -24,9 +27,10 @@ from ml_collections import config_flags
 from dfflows import machine, rng, visualize
 from dfflows.data import batching
 from dfflows.data import input_pipeline
+from dfflows.metrics import bpd as bpd_lib
 from dfflows.metrics import classifier, fid, inception
 from dfflows.models.build import build_model
-from dfflows.models.interface import HasTrajectory
+from dfflows.models.interface import HasOdeLikelihood, HasTrajectory
 from dfflows.training import trainer as trainer_lib
 from dfflows.training.checkpoints import Checkpoints
 
@@ -73,6 +77,58 @@ def bpd_and_mse(trainer: trainer_lib.Trainer, params: Any, images: np.ndarray, n
          'bpd_num_examples': int(len(bpd))}
   if mses:
     out['eps_mse'] = float(np.mean(mses))
+  return out
+
+
+def ode_bpd(trainer: trainer_lib.Trainer, params: Any, images: np.ndarray, num_examples: int,
+            batch_size: int, num_probes: int) -> Dict[str, Any]:
+  """The probability-flow ODE's NLL (bits/dim, mean and stderr) and its cost per image."""
+  model = trainer.model
+  key = rng.stream(trainer.base_key, rng.Stream.EVAL_ODE)
+  terms = jax.jit(functools.partial(model.ode_nll_terms, num_probes=num_probes))
+  dims = int(np.prod(images.shape[1:]))
+  bpds, nfe, seconds, count = [], 0, 0.0, 0
+  for i, (batch, mask) in enumerate(batching.eval_batches(images, batch_size, num_examples)):
+    k = jax.random.fold_in(key, i)
+    if i == 0:
+      jax.block_until_ready(terms(params, batch, k))  # Compile outside the timing.
+    t0 = time.perf_counter()
+    out = jax.device_get(terms(params, batch, k))
+    seconds += time.perf_counter() - t0
+    keep = np.asarray(mask, bool)
+    nats = out['ode_nats'][keep] + out['neg_logdet'][keep]
+    bpds.append(np.asarray(bpd_lib.continuous_nats_to_bpd(nats, dims)))
+    nfe += int(out['nfe'][0]) * int(keep.sum())
+    count += int(keep.sum())
+  bpd = np.concatenate(bpds)
+  return {'ode_bpd': float(bpd.mean()),
+          'ode_bpd_stderr': float(bpd.std(ddof=1) / math.sqrt(len(bpd))),
+          'ode_bpd_num_examples': int(len(bpd)),
+          'ode_bpd_estimator': model.ode_label(num_probes),
+          'ode_network_evals_per_image': nfe / count,
+          'ode_seconds_per_image': seconds / count}
+
+
+def real_pixel_fields(result: Dict[str, Any], data_config: ml_collections.ConfigDict,
+                      model_dims: int) -> Dict[str, Any]:
+  """`result`'s bits/dim (bits per model dim) also as bits per real (unpadded) pixel.
+
+  The same total bits over input_pipeline.real_pixel_count pixels instead of the model's
+  `model_dims` (MNIST at 32x32: 784 of 1,024); published MNIST figures are in this unit.
+  """
+  real = input_pipeline.real_pixel_count(data_config)
+  size, channels = data_config.image_size, data_config.channels
+  padded = (f'of which {model_dims - real} are zero padding' if real < model_dims else
+            'no padding')
+  out = {'bpd_unit': (f'bits per model dim ({size}x{size}x{channels} = {model_dims} dims, '
+                      f'{padded})'),
+         'bpd_per_real_pixel_unit': f'bits per real pixel (the same total bits / {real})',
+         'model_dims': model_dims, 'real_pixels': real}
+  for key in ('bpd', 'bpd_raw_params', 'ode_bpd'):
+    for suffix in ('', '_stderr'):
+      if key + suffix in result:
+        out[f'{key}_per_real_pixel{suffix}'] = float(
+            bpd_lib.bits_per_real_pixel(result[key + suffix], model_dims, real))
   return out
 
 
@@ -174,6 +230,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   # Early in a run the EMA may lag the params: report the raw params' bits/dim beside it.
   raw = bpd_and_mse(trainer, state.params, test_images, num_examples, config.eval.batch_size)
   result['bpd_raw_params'], result['bpd_raw_params_stderr'] = raw['bpd'], raw['bpd_stderr']
+  if isinstance(model, HasOdeLikelihood) and config.eval.ode_examples:
+    logging.info('Probability-flow ODE NLL on %d test images (%d Hutchinson probes)...',
+                 config.eval.ode_examples, config.eval.ode_probes)
+    result.update(ode_bpd(trainer, params, test_images, config.eval.ode_examples,
+                          config.eval.batch_size, config.eval.ode_probes))
+  result.update(real_pixel_fields(result, config.data, int(np.prod(test_images.shape[1:]))))
 
   temperature = config.model.temperature
   key = rng.stream(trainer.base_key, rng.Stream.EVAL_SAMPLES)
@@ -182,8 +244,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, which: str = 'best
   result['seconds_for_25_samples'] = time_sampling(trainer.sample, params, key, 25, steps, temperature)
 
   n = fid_samples or config.eval.fid_num_samples
-  logging.info('bpd %.3f +- %.3f (raw params %.3f). FID features (%s)...', result['bpd'],
-               result['bpd_stderr'], result['bpd_raw_params'], config.eval.fid_features)
+  logging.info('bpd %.3f +- %.3f bits/model dim = %.3f +- %.3f bits/real pixel (raw params '
+               '%.3f = %.3f). FID features (%s)...', result['bpd'], result['bpd_stderr'],
+               result['bpd_per_real_pixel'], result['bpd_per_real_pixel_stderr'],
+               result['bpd_raw_params'], result['bpd_raw_params_per_real_pixel'],
+               config.eval.fid_features)
   features = fid_features(config, workdir)
   logging.info('Drawing %d samples (%s)...', n, result['sampler'])
   t0 = time.perf_counter()

@@ -18,6 +18,7 @@ class Stream(enum.IntEnum):
   EVAL_BPD = 2**30 + 2  # dfflows.evaluate: full-bound bits/dim.
   EVAL_SAMPLES = 2**30 + 3  # dfflows.evaluate: samples for timing, FID and the trajectory.
   EXPERIMENT_SAMPLES = 2**30 + 5  # experiments/sampling_steps.py.
+  EVAL_ODE = 2**30 + 6  # dfflows.evaluate: dequantisation and probes of the ODE NLL.
 
 
 def stream(base_key: jax.Array, name: Stream) -> jax.Array:

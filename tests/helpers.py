@@ -48,6 +48,8 @@ def tiny_config(kind: str = 'diffflow') -> ml_collections.ConfigDict:
   config.eval.batch_size = 8
   config.eval.num_examples = 16
   config.eval.num_samples = 4
+  config.eval.ode_examples = 8
+  config.eval.ode_probes = 2
   return config
 
 

@@ -41,6 +41,10 @@ def test_train_writes_checkpoint_metrics_samples_and_figure(tiny_run):
   assert [r['step'] for r in train_rows] == [2, 4]
   assert all(np.isfinite(r['train/bpd']) and r['train/bpd'] > 0 for r in train_rows)
   assert any('eval/bpd' in r for r in rows)
+  for key in ('train/bpd', 'eval/bpd', 'eval/bpd_stderr'):  # 28x28 of the 32x32 are real.
+    real_key = key.replace('bpd', 'bpd_per_real_pixel')
+    pairs = [(r[key], r[real_key]) for r in rows if key in r]
+    assert pairs and all(np.isclose(real, bpd * 1024 / 784, rtol=1e-6) for bpd, real in pairs)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
   img = np.asarray(Image.open(os.path.join(workdir, 'samples.png')))
   assert img.ndim == 2 and img.shape[0] > 32  # a 2x2 grid of 32x32 samples
@@ -231,6 +235,21 @@ def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
   np.testing.assert_allclose(result['bpd_stderr'], direct.std(ddof=1) / np.sqrt(8), rtol=1e-4)
   assert result['bpd_estimator'] == 'full variational bound, every t summed'
   assert np.isfinite(result['bpd_raw_params'])
+  # The probability-flow ODE NLL on the first eval.ode_examples images, with its stream.
+  k_ode = jax.random.fold_in(rng.stream(trainer.base_key, rng.Stream.EVAL_ODE), 0)
+  terms = jax.jit(model.ode_nll_terms, static_argnames='num_probes')(
+      state.ema_params, test_images[:8], k_ode, num_probes=config.eval.ode_probes)
+  ode_direct = (terms['ode_nats'] + terms['neg_logdet'] + 1024 * np.log(256)) / (1024 * np.log(2))
+  np.testing.assert_allclose(result['ode_bpd'], np.mean(ode_direct), rtol=1e-5)
+  assert result['ode_network_evals_per_image'] == int(terms['nfe'][0]) > 1
+  assert 'Hutchinson with 2 Rademacher probes' in result['ode_bpd_estimator']
+  np.testing.assert_allclose(result['ode_bpd_per_real_pixel'], result['ode_bpd'] * 1024 / 784,
+                             rtol=1e-6)
+  # Bits per real pixel: the same total bits over MNIST's 784 unpadded pixels.
+  assert (result['model_dims'], result['real_pixels']) == (1024, 784)
+  for key in ('bpd', 'bpd_stderr', 'bpd_raw_params', 'bpd_raw_params_stderr'):
+    real_key = key.replace('_stderr', '') + '_per_real_pixel' + '_stderr' * key.endswith('stderr')
+    np.testing.assert_allclose(result[real_key], result[key] * 1024 / 784, rtol=1e-6)
   assert np.isfinite(result['fid']) and result['fid'] >= 0
   assert 0.1 <= result['samples_mean_top_class_probability'] <= 1.0
   assert result['network_evals_per_sample'] == config.diffusion.sample_steps + 1

@@ -15,6 +15,7 @@ All arrays are NHWC (any rank >= 2 with the batch first). The network output
 `model_out` has 2C channels (eps, raw v in [-1, 1]) when `learn_sigma`, else C
 channels (eps) with a fixed variance.
 """
+import math
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import distrax
@@ -40,6 +41,13 @@ def sum_over_dims(x: Array) -> Array:
 def mean_over_dims(x: Array) -> Array:
   """Averages all but the batch axis."""
   return jnp.mean(x, axis=tuple(range(1, x.ndim)))
+
+
+def standard_normal_nll(x: Array) -> Array:
+  """-log N(x; 0, I) per example in nats, summed over all non-batch dims."""
+  dims = math.prod(x.shape[1:])
+  return 0.5 * jnp.sum(jnp.square(x).reshape(x.shape[0], -1), axis=1) + 0.5 * dims * math.log(
+      2.0 * math.pi)
 
 
 def normal_kl(mean1: Array, log_var1: Array, mean2: Array, log_var2: Array) -> Array:

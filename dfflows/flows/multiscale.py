@@ -1,5 +1,5 @@
 """Multi-scale Glow/NSF flow: x (image in [0,1)) -> z of the same shape."""
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -174,19 +174,12 @@ class MultiScaleFlow(nn.Module):
       if i < self.num_levels - 1:
         z_i, h = jnp.split(h, 2, axis=-1)
         factored.append(z_i)
-    z = unsqueeze(h)
-    for z_i in reversed(factored):
-      z = unsqueeze(jnp.concatenate([z_i, z], axis=-1))
-    return z, logdet
+    return join_levels(factored, h), logdet
 
   def inverse(self, z: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """Returns u = f^{-1}(z) and log|det du/dz| per example."""
     self._check(z)
-    factored = []
-    for _ in range(self.num_levels - 1):
-      z_i, z = jnp.split(squeeze(z), 2, axis=-1)
-      factored.append(z_i)
-    h = squeeze(z)
+    factored, h = split_levels(z, self.num_levels)
     logdet = jnp.zeros(z.shape[:1], z.dtype)
     for i in reversed(range(self.num_levels)):
       if i < self.num_levels - 1:
@@ -198,6 +191,27 @@ class MultiScaleFlow(nn.Module):
       u, ld = self.logit.inverse(h)
       return u, logdet + ld
     return h + 0.5, logdet
+
+
+def split_levels(z: jax.Array, num_levels: int) -> Tuple[List[jax.Array], jax.Array]:
+  """The latents of a `num_levels` flow's output z: (factored-out parts by level, top level).
+
+  Level i < num_levels - 1 factored out z_i of shape [B, H/2^(i+1), W/2^(i+1), 2^(i+1) C];
+  the top level's latent has shape [B, H/2^L, W/2^L, 2^(L+1) C] (L = num_levels).
+  """
+  factored = []
+  for _ in range(num_levels - 1):
+    z_i, z = jnp.split(squeeze(z), 2, axis=-1)
+    factored.append(z_i)
+  return factored, squeeze(z)
+
+
+def join_levels(factored: Sequence[jax.Array], top: jax.Array) -> jax.Array:
+  """Inverse of `split_levels`: the flow output in the input's shape."""
+  z = unsqueeze(top)
+  for z_i in reversed(factored):
+    z = unsqueeze(jnp.concatenate([z_i, z], axis=-1))
+  return z
 
 
 def _check_options(coupling: str, mask: str, conv1x1: str) -> None:

@@ -61,11 +61,12 @@ def build_model(config: ml_collections.ConfigDict) -> Model:
                      diffusion=build_diffusion(config.diffusion, 'discretized'),
                      image_shape=shape, **shared)
   if kind == 'diffflow':
-    channels = latent_shape(shape, config.model.latent_squeeze)[2] * outputs
+    channels = latent_shape(shape, config.model.latent_squeeze, config.model.prior,
+                            config.flow.num_levels)[2] * outputs
     return DiffFlow(flow=build_flow(config.flow, conv_impl),
                     unet=build_unet(config.unet, channels, conv_impl),
                     diffusion=build_diffusion(config.diffusion, 'continuous'), image_shape=shape,
                     latent_squeeze=config.model.latent_squeeze, objective=config.model.objective,
                     unet_loss=config.model.unet_loss, t_sampling=config.model.t_sampling,
-                    **shared)
+                    prior=config.model.prior, **shared)
   raise ValueError(f'Unknown model.kind {kind!r}; expected one of {MODEL_KINDS}.')

@@ -17,17 +17,22 @@ params; with `unet_loss='bound'` both are trained by the bound in one pass.
 
 `objective='thesis_eq_4_6'` trains the thesis's printed loss L_diff + log|det|
 (an ablation: it rewards shrinking z0 and the model collapses).
+
+`prior='top_level'` puts the diffusion on the flow's last-level latent only (1/2^(L-1) of
+the dims for L levels, at 1/4^(L-1) of the positions) and keeps Glow's N(0, I) on the
+factored-out latents: -log p(u) <= -log|det df/du| - log N(z_factored; 0, I) + L_vlb(z_top).
 """
 import dataclasses
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfflows.diffusion import samplers, timesteps
-from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
-from dfflows.flows import MultiScaleFlow, squeeze, unsqueeze, uniform_dequantize
+from dfflows.diffusion import ode, samplers, timesteps
+from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace, standard_normal_nll
+from dfflows.flows import (MultiScaleFlow, join_levels, split_levels, squeeze, unsqueeze,
+                           uniform_dequantize)
 from dfflows.metrics.bpd import LOG2, continuous_nats_to_bpd
 from dfflows.models import common
 from dfflows.models.interface import BpdLabels, Params, SamplingPlan
@@ -35,11 +40,17 @@ from dfflows.nets.unet import UNet
 
 OBJECTIVES = ('bound', 'thesis_eq_4_6')
 UNET_LOSSES = ('hybrid', 'bound')
+PRIORS = ('full', 'top_level')
 
 
-def latent_shape(image_shape: Tuple[int, int, int], latent_squeeze: int) -> Tuple[int, int, int]:
-  """Shape of the flow latent of `image_shape` squeezed `latent_squeeze` times."""
+def latent_shape(image_shape: Tuple[int, int, int], latent_squeeze: int, prior: str = 'full',
+                 num_levels: int = 1) -> Tuple[int, int, int]:
+  """Shape of the latent the U-Net sees: the whole flow output or (`prior='top_level'`) its
+  last-level latent, then squeezed `latent_squeeze` times."""
   h, w, c = image_shape
+  if prior == 'top_level':
+    f = 2**num_levels
+    h, w, c = h // f, w // f, c * 2 * f
   f = 2**latent_squeeze
   return (h // f, w // f, c * f * f)
 
@@ -60,6 +71,7 @@ class DiffFlow:
   eps_skip: bool = True
   variance_skip: bool = True
   t_sampling: str = 'importance'
+  prior: str = 'full'
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -69,6 +81,8 @@ class DiffFlow:
     if self.t_sampling not in timesteps.T_SAMPLINGS:
       raise ValueError(f'Unknown t_sampling {self.t_sampling!r}; expected one of '
                        f'{timesteps.T_SAMPLINGS}.')
+    if self.prior not in PRIORS:
+      raise ValueError(f'Unknown prior {self.prior!r}; expected one of {PRIORS}.')
 
   @property
   def t_probs(self) -> np.ndarray:
@@ -78,7 +92,7 @@ class DiffFlow:
   @property
   def latent_shape(self) -> Tuple[int, int, int]:
     """Shape of the (squeezed) latent that the U-Net sees."""
-    return latent_shape(self.image_shape, self.latent_squeeze)
+    return latent_shape(self.image_shape, self.latent_squeeze, self.prior, self.flow.num_levels)
 
   @property
   def bpd_labels(self) -> BpdLabels:
@@ -89,17 +103,33 @@ class DiffFlow:
     """Reverse diffusion with min(num_steps, T) respaced steps, then one flow inverse."""
     return common.diffusion_sampling_plan(self.diffusion, self.sampler, num_steps, 1)
 
-  def to_latent(self, z: jnp.ndarray) -> jnp.ndarray:
-    """Squeezes the flow output `latent_squeeze` times."""
+  def _split(self, z: jnp.ndarray) -> Tuple[List[jnp.ndarray], jnp.ndarray]:
+    """(latents under N(0, I), the latent of the diffusion) of a flow output z."""
+    factored, z = split_levels(z, self.flow.num_levels) if self.prior == 'top_level' else ([], z)
     for _ in range(self.latent_squeeze):
       z = squeeze(z)
-    return z
+    return factored, z
 
-  def from_latent(self, z: jnp.ndarray) -> jnp.ndarray:
-    """Inverse of `to_latent`."""
+  def to_latent(self, z: jnp.ndarray) -> jnp.ndarray:
+    """The latent the diffusion models (its top level, squeezed `latent_squeeze` times)."""
+    return self._split(z)[1]
+
+  def from_latent(self, z: jnp.ndarray, factored: Sequence[jnp.ndarray] = ()) -> jnp.ndarray:
+    """Inverse of `to_latent`, given the factored-out latents for `prior='top_level'`."""
     for _ in range(self.latent_squeeze):
       z = unsqueeze(z)
-    return z
+    return join_levels(factored, z) if self.prior == 'top_level' else z
+
+  def _gaussian_factored(self, key: jax.Array, num: int, temperature: float,
+                         frames: int = 1) -> List[jnp.ndarray]:
+    """temperature * N(0, I) draws of the factored-out latents (none for `prior='full'`)."""
+    if self.prior == 'full':
+      return []
+    shapes = [z.shape[1:] for z in split_levels(
+        jnp.zeros((1,) + tuple(self.image_shape)), self.flow.num_levels)[0]]
+    keys = jax.random.split(key, len(shapes))
+    return [jnp.tile(temperature * jax.random.normal(k, (num,) + s), (frames, 1, 1, 1))
+            for k, s in zip(keys, shapes)]
 
   def init(self, key: jax.Array, x: jnp.ndarray) -> Params:
     """Initialises params; ActNorm layers are initialised from the batch `x` (uint8)."""
@@ -121,11 +151,18 @@ class DiffFlow:
                                        self.eps_skip, self.variance_skip)
 
   def encode(self, params: Params, x: jnp.ndarray, key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray]:
-    """Dequantises uint8 `x` and returns (latent z0, log|det df/du|) per example."""
+    """Dequantises uint8 `x` and returns (latent z0, log-density outside the diffusion).
+
+    The second part is log|det df/du| per example, plus log N(z_factored; 0, I) of the
+    factored-out latents for `prior='top_level'`, so -log p(u) <= L_vlb(z0) - that.
+    """
     common.check_images(x, self.image_shape)
     u = uniform_dequantize(key, x)
     z, logdet = self.flow.apply(params['flow'], u, method='forward')
-    return self.to_latent(z), logdet
+    factored, z0 = self._split(z)
+    for z_i in factored:
+      logdet -= standard_normal_nll(z_i)
+    return z0, logdet
 
   def bound_terms(self, model_fn, z0: jnp.ndarray, key: jax.Array):
     """Unbiased one-sample bound on -log p(z0) in nats, and the diffusion terms at its t.
@@ -215,7 +252,8 @@ class DiffFlow:
     diffusion, model_fn = self._reverse_process(params, key, num_steps)
     z0 = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
                          sampler=self.sampler, eta=self.ddim_eta, temperature=temperature)
-    u, _ = self.flow.apply(params['flow'], self.from_latent(z0), method='inverse')
+    factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, temperature)
+    u, _ = self.flow.apply(params['flow'], self.from_latent(z0, factored), method='inverse')
     return common.to_uint8(u)
 
   def trajectory(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
@@ -229,7 +267,73 @@ class DiffFlow:
     states = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
                              sampler=self.sampler, eta=self.ddim_eta, return_trajectory=True)
     idx = np.round(np.linspace(0, diffusion.num_timesteps, frames)).astype(int)
-    z = self.from_latent(states[idx].reshape((frames * num,) + self.latent_shape))
+    factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, 1.0, frames)
+    z = self.from_latent(states[idx].reshape((frames * num,) + self.latent_shape), factored)
     u, _ = self.flow.apply(params['flow'], z, method='inverse')
     shape = (frames, num) + tuple(self.image_shape)
     return z.reshape(shape), common.to_uint8(u).reshape(shape)
+
+  # --- probability-flow ODE (dfflows.diffusion.ode) -------------------------
+
+  @property
+  def ode_schedule(self) -> ode.VPSchedule:
+    """The continuous-time schedule of the diffusion's (cosine or linear) betas."""
+    return ode.schedule_from_betas(self.diffusion.betas)
+
+  def _ode_eps_fn(self, unet_params: Params) -> ode.EpsFn:
+    """eps_hat(z, tau) = U-Net(z, tau T - 1)[..., :C] (+ sigma(tau) z with `eps_skip`).
+
+    At tau = (i + 1) / T it is the eps of `_unet_fn` at index i (for i < T - 1).
+    """
+    schedule = self.ode_schedule
+    channels = self.latent_shape[-1]
+
+    def eps_fn(z, tau):
+      eps = self.unet.apply(unet_params, z, schedule.model_time(tau), train=False)
+      eps = eps[..., :channels]
+      if self.eps_skip:
+        eps = eps + schedule.sigma(tau).reshape((-1,) + (1,) * (z.ndim - 1)) * z
+      return eps
+    return eps_fn
+
+  def ode_nll_terms(self, params: Params, x: jnp.ndarray, key: jax.Array,
+                    num_probes: int = 1, exact_trace: bool = False, rtol: float = 1e-5,
+                    atol: float = 1e-5) -> Dict[str, jnp.ndarray]:
+    """The probability-flow ODE's NLL of the latent and -log|det df/du|, nats per example.
+
+    Keys: 'ode_nats' (-log p(z0) under the ODE, Hutchinson-estimated with `num_probes`
+    Rademacher probes unless `exact_trace`), 'neg_logdet', 'prior_nats' (-log N(z(tau_max))),
+    and the solve's 'num_steps' and 'nfe' (network evaluations on the batch), broadcast to [B].
+    Jittable with static num_probes and exact_trace.
+    """
+    k_deq, k_probe = jax.random.split(key)
+    z0, logdet = self.encode(params, x, k_deq)
+    out = ode.nll(self._ode_eps_fn(params['unet']), z0, k_probe, schedule=self.ode_schedule,
+                  num_probes=num_probes, exact_trace=exact_trace, rtol=rtol, atol=atol)
+    batch = x.shape[0]
+    return {'ode_nats': out['nats'], 'neg_logdet': -logdet, 'prior_nats': out['prior_nats'],
+            'num_steps': jnp.full((batch,), out['num_steps']),
+            'nfe': jnp.full((batch,), out['nfe'])}
+
+  def ode_label(self, num_probes: int) -> str:
+    """What `ode_nll_terms` estimates, for reports."""
+    return ('probability-flow ODE NLL: the exact likelihood of the ODE model (flow log-det + '
+            f'ODE), its trace by Hutchinson with {num_probes} Rademacher probes (unbiased)')
+
+  def ode_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array, num_probes: int = 1,
+              exact_trace: bool = False, rtol: float = 1e-5,
+              atol: float = 1e-5) -> jnp.ndarray:
+    """The probability-flow ODE's NLL (flow + ODE, exact up to Hutchinson/tolerance), bits/dim."""
+    terms = self.ode_nll_terms(params, x, key, num_probes, exact_trace, rtol, atol)
+    return continuous_nats_to_bpd(terms['ode_nats'] + terms['neg_logdet'],
+                                  common.num_dims(self.image_shape))
+
+  def ode_sample(self, params: Params, key: jax.Array, num: int, temperature: float = 1.0,
+                 rtol: float = 1e-5, atol: float = 1e-5) -> jnp.ndarray:
+    """`num` uint8 images: z(tau_max) ~ N(0, temperature^2 I), the ODE back to z0, then f^-1."""
+    z_max = temperature * jax.random.normal(key, (num,) + self.latent_shape)
+    z0 = ode.decode(self._ode_eps_fn(params['unet']), z_max, schedule=self.ode_schedule,
+                    rtol=rtol, atol=atol)
+    factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, temperature)
+    u, _ = self.flow.apply(params['flow'], self.from_latent(z0, factored), method='inverse')
+    return common.to_uint8(u)

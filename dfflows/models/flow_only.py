@@ -5,22 +5,16 @@
 for a dequantised image u in [0,1)^D; samples are f^-1(temperature * N(0, I)).
 """
 import dataclasses
-import math
 from typing import Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
+from dfflows.diffusion.gaussian_diffusion import standard_normal_nll
 from dfflows.flows import MultiScaleFlow, uniform_dequantize
 from dfflows.metrics.bpd import LOG2, continuous_nats_to_bpd
 from dfflows.models import common
 from dfflows.models.interface import BpdLabels, Params, SamplingPlan
-
-
-def standard_normal_nll(z: jnp.ndarray) -> jnp.ndarray:
-  """-log N(z; 0, I) per example, summed over all non-batch dims."""
-  dims = common.num_dims(z.shape[1:])
-  return 0.5 * jnp.sum(z.reshape(z.shape[0], -1)**2, axis=1) + 0.5 * dims * math.log(2 * math.pi)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,3 +67,16 @@ class HasBoundTerms(Protocol):
                        key: jax.Array) -> Dict[str, jnp.ndarray]:
     """Per-example nats: 'prior_nats' [B], 'vlb_nats' [B, T] (t = 0 is the decoder), and
     for a flow latent 'neg_logdet' [B] (-log|det df/du|)."""
+
+
+@runtime_checkable
+class HasOdeLikelihood(Protocol):
+  """A model with an exact likelihood through the probability-flow ODE of its diffusion."""
+
+  def ode_label(self, num_probes: int) -> str:
+    """What `ode_nll_terms` with `num_probes` Hutchinson probes estimates."""
+
+  def ode_nll_terms(self, params: Params, x: jnp.ndarray, key: jax.Array,
+                    num_probes: int = 1) -> Dict[str, jnp.ndarray]:
+    """Per-example nats: 'ode_nats' (the ODE's -log p of the latent), 'neg_logdet'
+    (everything outside the diffusion), and the solve's 'nfe' (network evaluations)."""

@@ -15,7 +15,7 @@ from dfflows.flows.multiscale import CONV1X1S, COUPLINGS
 from dfflows.metrics.fid import FID_FEATURES, resolve_features
 from dfflows.metrics.inception import BLOCK_DIMS
 from dfflows.models.build import MODEL_KINDS
-from dfflows.models.diffflow import OBJECTIVES, UNET_LOSSES
+from dfflows.models.diffflow import OBJECTIVES, PRIORS, UNET_LOSSES
 from dfflows.nets.conv import CONV_IMPLS
 from dfflows.nets.unet import COMPUTE_DTYPES
 from dfflows.training.train_state import LR_SCHEDULES
@@ -28,6 +28,7 @@ CHOICES = {
     'model.unet_loss': UNET_LOSSES,
     'model.conv_impl': CONV_IMPLS,
     'model.t_sampling': T_SAMPLINGS,
+    'model.prior': PRIORS,
     'unet.dtype': COMPUTE_DTYPES,
     'flow.coupling': COUPLINGS,
     'flow.mask': MASKS,
@@ -48,7 +49,8 @@ REMOVED_KEYS = ('data.dequantization', 'eval.full_bound_every', 'optim.name')
 # Keys added after workdirs were first written: a saved config without one ran with
 # this value, so resuming it with the same value is not a difference.
 ADDED_KEYS = {'unet.dtype': 'float32', 'unet.remat': False, 'model.variance_skip': False,
-              'model.t_sampling': 'uniform', 'optim.ema_warmup': False}
+              'model.t_sampling': 'uniform', 'optim.ema_warmup': False,
+              'model.warm_start': '', 'model.warm_start_step': 0, 'model.prior': 'full'}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -83,6 +85,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     if value not in choices:
       raise ValueError(f'config.{key}={value!r} is not one of {choices}.')
   resolve_features(config.eval.fid_features, config.data.channels)  # RGB with 'classifier'.
+  if config.model.warm_start and config.model.kind != 'diffflow':
+    raise ValueError(f'config.model.warm_start is for model.kind=diffflow, got '
+                     f'{config.model.kind!r}.')
   size = config.data.image_size
   factor = 2**config.flow.num_levels if config.model.kind != 'ddpm' else 1
   if config.model.kind != 'ddpm' and size % factor:

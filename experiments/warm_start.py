@@ -1,0 +1,101 @@
+"""NLL against training time of an NSF and of DiffFlows warm-started from it (two stages).
+
+The comparison at equal wall time: one flow-only NSF trained for the whole budget (stage 1
+and its continuation), and DiffFlows that load the NSF's checkpoint at the end of stage 1
+(`config.model.warm_start`) and train for the rest of the budget, with step counts set from
+one-core step times measured in one run. Each run is trained and evaluated with the usual
+commands (`experiments/results/warm_start.md` lists them); this script reads the runs'
+metrics.jsonl and eval.json and writes the table and the figure:
+
+  python -m experiments.warm_start --nsf runs/wb/flow --nsf_step_s 0.46 \
+      --diffflow warm=runs/wb/warm:0.62 --stage1_step 3600 [--out warm_start]
+
+`--diffflow NAME=WORKDIR:STEP_SECONDS` may repeat. Minutes on the x axis are steps times
+the one-core step time (compile, evals and checkpoints excluded), stage 1 included.
+"""
+import argparse
+import json
+import os
+from typing import Dict, List, Tuple
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from dfflows import train, visualize
+from experiments import common
+
+
+def _rows(workdir: str) -> List[Dict]:
+  """The metrics.jsonl rows of a run."""
+  return visualize.read_jsonl(os.path.join(workdir, train.METRICS_FILE))
+
+
+def eval_curve(workdir: str, step_s: float, start_step: int,
+               start_minutes: float) -> Tuple[List[float], List[float]]:
+  """(minutes, periodic eval bits/dim) of a run whose step 0 is `start_minutes` in."""
+  rows = [r for r in _rows(workdir) if 'eval/bpd' in r]
+  minutes = [start_minutes + (r['step'] - start_step) * step_s / 60 for r in rows]
+  return minutes, [r['eval/bpd'] for r in rows]
+
+
+def final_row(name: str, workdir: str, minutes: float) -> Dict:
+  """The eval.json figures of a run, in both units."""
+  with open(os.path.join(workdir, 'eval.json')) as f:
+    ev = json.load(f)
+  factor = common.real_pixel_factor(workdir)
+  row = {'name': name, 'minutes': round(minutes, 1), 'step': ev['step'],
+         'params': ev['params'], 'bpd': ev['bpd'], 'bpd_stderr': ev['bpd_stderr'],
+         'bpd_real': ev['bpd'] * factor, 'bpd_estimator': ev['bpd_estimator'],
+         'fid': ev.get('fid'), 'top_class': ev.get('samples_mean_top_class_probability'),
+         'seconds_for_25_samples': ev['seconds_for_25_samples']}
+  if 'ode_bpd' in ev:
+    row.update(ode_bpd=ev['ode_bpd'], ode_bpd_stderr=ev['ode_bpd_stderr'],
+               ode_bpd_real=ev['ode_bpd'] * factor)
+  return row
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--nsf', required=True)
+  parser.add_argument('--nsf_step_s', type=float, required=True)
+  parser.add_argument('--diffflow', action='append', default=[], metavar='NAME=WORKDIR:STEP_S')
+  parser.add_argument('--stage1_step', type=int, required=True)
+  parser.add_argument('--out', default='warm_start')
+  args = parser.parse_args()
+  stage1_minutes = args.stage1_step * args.nsf_step_s / 60
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  factor = common.real_pixel_factor(args.nsf)
+  m, b = eval_curve(args.nsf, args.nsf_step_s, 0, 0.0)
+  ax.plot(m, [v * factor for v in b], 'o-', label='NSF (exact NLL)')
+  nsf_steps = max(r['step'] for r in _rows(args.nsf))
+  rows = [final_row('NSF', args.nsf, nsf_steps * args.nsf_step_s / 60)]
+  for spec in args.diffflow:
+    name, _, rest = spec.partition('=')
+    workdir, _, step_s = rest.rpartition(':')
+    m, b = eval_curve(workdir, float(step_s), 0, stage1_minutes)
+    ax.plot(m, [v * factor for v in b], 's-',
+            label=f'{name} (one-sample bound estimate, fixed key)')
+    steps = max(r['step'] for r in _rows(workdir))
+    rows.append(final_row(name, workdir, stage1_minutes + steps * float(step_s) / 60))
+  for row in rows:
+    ax.plot([row['minutes']], [row['bpd_real']], '*', ms=14,
+            label=f"{row['name']} final: {row['bpd_estimator']}")
+    if 'ode_bpd_real' in row:
+      ax.plot([row['minutes']], [row['ode_bpd_real']], 'P', ms=11,
+              label=f"{row['name']} final: probability-flow ODE NLL")
+  ax.axvline(stage1_minutes, color='gray', ls=':', lw=1)
+  ax.set_xlabel('one-core training minutes (steps x step time)')
+  ax.set_ylabel('test bits per real pixel (784)')
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  path = os.path.join(common.results_dir(), f'{args.out}_bpd.png')
+  fig.savefig(path, dpi=120)
+  with open(os.path.join(common.results_dir(), f'{args.out}.json'), 'w') as f:
+    json.dump({'stage1_step': args.stage1_step, 'rows': rows}, f, indent=2)
+  for row in rows:
+    print(row)
+
+
+if __name__ == '__main__':
+  main()
