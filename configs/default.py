@@ -27,8 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Signal for the U-Net in a DiffFlow: 'bound' (flow and U-Net trained on the bound in one
   # pass) or 'hybrid' (Improved DDPM's L_simple + vlb_weight * L_vlb with stop-gradient on the
   # mean, on a stop-gradient latent, in a second U-Net pass; the flow still trained on the
-  # bound). Measured on this config, same seed, 500 steps: train bound estimate 2.12 bits/dim
-  # with 'bound' vs 5.24 with 'hybrid', whose U-Net never learns the t = T-1 term.
+  # bound). The two compared: benchmarks/RESULTS.md.
   config.model.unet_loss = 'bound'
   # The U-Net (of 'diffflow' and 'ddpm') as a residual on the reverse process that is exact
   # for N(0, I) data: eps_hat = sqrt(1 - abar_t) x_t + U-Net, and the learned variance
@@ -54,11 +53,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.flow = ml_collections.ConfigDict()
   config.flow.num_levels = 2
-  # Flow steps (actnorm, 1x1 conv, coupling) per level. 8 steps and a narrow U-Net (unet.ch = 8)
-  # learn faster per second than 2 steps and unet.ch = 16. README command, same 2 cores, lr
-  # 1e-3: full bound 1.461 bits/dim with 2 and 16 (2,500 steps in 9 min), 1.271 with 8 and 8
-  # (2,000 steps in the same time; experiments/results/default_run.md); on full MNIST at
-  # 30 min, 1.317 vs 1.138 (experiments/results/mnist_table.md). Sample FID 455.8 vs 520.9.
+  # Flow steps (actnorm, 1x1 conv, coupling) per level; 8, with a narrow U-Net (unet.ch = 8),
+  # against 2 and unet.ch = 16: see experiments/results/default_run.md.
   config.flow.num_steps = 8
   config.flow.hidden_channels = 16
   config.flow.num_res_blocks = 1
@@ -92,8 +88,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.diffusion.ddim_eta = 0.0
 
   config.optim = ml_collections.ConfigDict()
-  # 2e-3 against 1e-3, README command, same 9 minutes: full bound 1.201 vs 1.271 bits/dim, lower
-  # at every periodic eval (experiments/results/default_run.md).
+  # Peak learning rate, after optim.warmup_steps (2e-3 against 1e-3: see
+  # experiments/results/default_run.md).
   config.optim.lr = 2e-3
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999

@@ -5,9 +5,9 @@
       [--report_only]
 
 Trains the models at configs/default.py settings with 2 flow steps per level, a
-U-Net of width 16 and learning rate 1e-3 (the default's until session 6; same batch
-and seed; the baselines by `model.kind`; the NSF has 8 instead of 2 flow steps per
-level, so that its parameter count matches the DiffFlow's, the pixel DDPM's U-Net has
+U-Net of width 16 and learning rate 1e-3 (the default's before commits d69679e and
+99dca06; same batch and seed; the baselines by `model.kind`; the NSF has 8 instead of 2
+flow steps per level, so that its parameter count matches the DiffFlow's, the pixel DDPM's U-Net has
 ch_mult (1, 2, 2),
 and the row `diffflow_nsf` is a DiffFlow with the NSF's flow and a U-Net of width 8)
 for about the same wall time (the step counts are set from
@@ -57,8 +57,8 @@ def parse_steps(text: str) -> Dict[str, int]:
 def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
   """The default config for table row `row` with the experiment's budget."""
   config = default.get_config()
-  # The table's base sizes and learning rate: configs/default.py's until session 6, which
-  # made the second DiffFlow row's sizes and a learning rate of 2e-3 the default.
+  # The table's base sizes and learning rate: configs/default.py's before commits d69679e and
+  # 99dca06, which made the second DiffFlow row's sizes and a learning rate of 2e-3 the default.
   config.flow.num_steps, config.unet.ch, config.optim.lr = 2, 16, 1e-3
   config.model.kind = KIND[row]
   config.data.name = args.dataset
@@ -179,7 +179,8 @@ def report(args, steps: Dict[str, int]) -> None:
       f'{" --manual_dir " + args.manual_dir if args.manual_dir else ""}'
       f' --eval_examples {args.eval_examples} --fid_samples {args.fid_samples}`.', '',
       f'Each model has configs/default.py settings with 2 flow steps per level, a U-Net of '
-      f'width 16 and learning rate 1e-3 (the default\'s until session 6), batch 32 (the NSF '
+      f'width 16 and learning rate 1e-3 (the default\'s before commits d69679e and 99dca06), '
+      f'batch 32 (the NSF '
       f'with 8 flow steps per level, '
       f'for about the DiffFlow\'s parameter count; the second DiffFlow with the NSF\'s flow and a '
       f'U-Net of width 8; the DDPM\'s U-Net with ch_mult (1, 2, 2)); the '

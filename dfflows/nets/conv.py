@@ -10,8 +10,8 @@ layout (input N..C, kernel ..IO, output N..C, dim_labels b01f_01io->b01f). The
 autodiff transpose of a convolution is a convolution with permuted dimension
 labels; at the top level of a program XLA:CPU's canonicalisation inserts
 transposes, but inside a while loop (`lax.scan`, `nn.scan`, `fori_loop`) it
-does not, and the permuted convolution runs as a naive loop nest: 20-70x slower
-(measured on AMD EPYC, jax 0.10.2; benchmarks/RESULTS.md). The backward pass here
+does not, and the permuted convolution runs as a naive loop nest, many times
+slower (benchmarks/RESULTS.md has the measurement). The backward pass here
 writes both gradients as canonical convolutions with explicit transposes, so it
 is as fast inside loops as outside, and equal to XLA's to float rounding.
 Being a `jax.custom_vjp`, 'fast' has no forward-mode derivative (`jax.jvp`,

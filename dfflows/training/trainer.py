@@ -71,7 +71,7 @@ def train_steps(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Ar
 
   One batch runs as a plain step; more run in a `lax.scan`. On XLA:CPU a while
   loop costs even with the canonical-conv VJP of `nets/conv.py` (stride-2
-  convolutions, gathers: about 1.3x per step measured), so CPU runs keep
+  convolutions, gathers; benchmarks/RESULTS.md), so CPU runs keep
   `train.steps_per_call=1`. 'bad_streak' is the largest count of consecutive
   skipped (NaN/Inf) steps in the call.
   """
