@@ -74,7 +74,7 @@ def bpd_and_mse(trainer: trainer_lib.Trainer, params: Any, images: np.ndarray, n
       mses.append(float(metrics['l_simple']))
   bpd = np.concatenate(bpds)
   out = {'bpd': float(bpd.mean()), 'bpd_stderr': float(bpd.std(ddof=1) / math.sqrt(len(bpd))),
-         'bpd_num_examples': int(len(bpd))}
+         'bpd_num_examples': int(len(bpd)), 'bpd_per_example': bpd.tolist()}
   if mses:
     out['eps_mse'] = float(np.mean(mses))
   return out
@@ -103,7 +103,7 @@ def ode_bpd(trainer: trainer_lib.Trainer, params: Any, images: np.ndarray, num_e
   bpd = np.concatenate(bpds)
   return {'ode_bpd': float(bpd.mean()),
           'ode_bpd_stderr': float(bpd.std(ddof=1) / math.sqrt(len(bpd))),
-          'ode_bpd_num_examples': int(len(bpd)),
+          'ode_bpd_num_examples': int(len(bpd)), 'ode_bpd_per_example': bpd.tolist(),
           'ode_bpd_estimator': model.ode_label(num_probes),
           'ode_network_evals_per_image': nfe / count,
           'ode_seconds_per_image': seconds / count}
