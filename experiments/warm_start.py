@@ -15,10 +15,13 @@ the one-core step time (compile, evals and checkpoints excluded), stage 1 includ
 """
 import argparse
 import json
+import math
 import os
 from typing import Dict, List, Tuple
 
 import matplotlib
+import numpy as np
+
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -70,9 +73,11 @@ def main():
   ax.plot(m, [v * factor for v in b], 'o-', label='NSF (exact NLL)')
   nsf_steps = max(r['step'] for r in _rows(args.nsf))
   rows = [final_row('NSF', args.nsf, nsf_steps * args.nsf_step_s / 60)]
+  specs = []
   for spec in args.diffflow:
     name, _, rest = spec.partition('=')
     workdir, _, step_s = rest.rpartition(':')
+    specs.append((name, workdir))
     m, b = eval_curve(workdir, float(step_s), 0, stage1_minutes)
     ax.plot(m, [v * factor for v in b], 's-',
             label=f'{name} (one-sample bound estimate, fixed key)')
@@ -91,10 +96,35 @@ def main():
   fig.tight_layout()
   path = os.path.join(common.results_dir(), f'{args.out}_bpd.png')
   fig.savefig(path, dpi=120)
+  paired = {row['name']: paired_differences(args.nsf, workdir)
+            for row, (_, workdir) in zip(rows[1:], specs)}
   with open(os.path.join(common.results_dir(), f'{args.out}.json'), 'w') as f:
-    json.dump({'stage1_step': args.stage1_step, 'rows': rows}, f, indent=2)
+    json.dump({'stage1_step': args.stage1_step, 'rows': rows, 'paired_vs_nsf': paired}, f,
+              indent=2)
   for row in rows:
     print(row)
+  print(json.dumps(paired, indent=1))
+
+
+def paired_differences(nsf: str, workdir: str) -> Dict[str, Dict[str, float]]:
+  """Per-image (model - NSF) bits/dim on the same test images: mean, paired stderr, both units."""
+  ev = {}
+  for name, path in (('nsf', nsf), ('model', workdir)):
+    with open(os.path.join(path, 'eval.json')) as f:
+      ev[name] = json.load(f)
+  factor = common.real_pixel_factor(nsf)
+  nsf_bpd = np.asarray(ev['nsf']['bpd_per_example'])
+  out = {}
+  for key in ('bpd', 'ode_bpd'):
+    if f'{key}_per_example' not in ev['model']:
+      continue
+    mine = np.asarray(ev['model'][f'{key}_per_example'])
+    diff = mine - nsf_bpd[:len(mine)]
+    stderr = float(diff.std(ddof=1) / math.sqrt(len(diff)))
+    out[key] = {'mean_diff': float(diff.mean()), 'paired_stderr': stderr,
+                'mean_diff_real': float(diff.mean()) * factor, 'paired_stderr_real': stderr * factor,
+                'num_images': int(len(diff))}
+  return out
 
 
 if __name__ == '__main__':

@@ -26,7 +26,8 @@ x(tau_min) under the model "x(tau_max) ~ N(0, I), then the ODE backwards":
 
 The divergence is exact (the trace of the Jacobian via D Jacobian-vector products,
 for small D) or Hutchinson's unbiased estimate E_v[v^T (df/dx) v] with Rademacher
-probes v drawn once per solve (FFJORD); the NLL is linear in the estimate, so it is
+probes v drawn once per solve (FFJORD), written as v^T J v with vector-Jacobian
+products; the NLL is linear in the estimate, so it is
 unbiased too (up to the solver's tolerance).
 
 The integration range is [tau_min, tau_max] with tau_min = 1 / T (discrete index 0,
@@ -157,17 +158,20 @@ def rademacher_probes(key: jax.Array, num_probes: int, shape, dtype=jnp.float32)
 def divergence(fn: Callable[[Array], Array], x: Array, probes: Optional[Array]):
   """(fn(x), div per example) for a batched fn; [P, B] Hutchinson or [1, B] exact (probes None).
 
-  fn must act on each example separately (block-diagonal Jacobian over the batch).
+  fn must act on each example separately (block-diagonal Jacobian over the batch). Written
+  with vector-Jacobian products (v^T J v), so it also differentiates networks whose layers
+  define only a custom VJP (the CPU-fast convolution of `dfflows.nets.conv`).
   """
-  out, jvp = jax.linearize(fn, x)
+  out, vjp = jax.vjp(fn, x)
+  vjp_one = lambda v: vjp(v)[0]
   batch, dims = x.shape[0], math.prod(x.shape[1:])
   if probes is None:
     # One unit vector per dimension, applied to every example at once.
     basis = jnp.broadcast_to(jnp.eye(dims, dtype=x.dtype)[:, None, :], (dims, batch, dims))
-    cols = jax.vmap(jvp)(basis.reshape((dims,) + x.shape)).reshape(dims, batch, dims)
-    return out, jnp.einsum('kbk->b', cols)[None]
-  jv = jax.vmap(jvp)(probes)
-  return out, jnp.sum((probes * jv).reshape(probes.shape[:2] + (-1,)), axis=-1)
+    rows = jax.vmap(vjp_one)(basis.reshape((dims,) + x.shape)).reshape(dims, batch, dims)
+    return out, jnp.einsum('kbk->b', rows)[None]
+  vj = jax.vmap(vjp_one)(probes)
+  return out, jnp.sum((probes * vj).reshape(probes.shape[:2] + (-1,)), axis=-1)
 
 
 def _solve(vector_field, y0, t0: float, t1: float, *, rtol: float, atol: float,

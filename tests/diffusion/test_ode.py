@@ -169,3 +169,18 @@ def test_diffflow_at_init_ode_nll_is_the_gaussian_prior_nll(diffflow):
   # 1e-3 nats/dim of the flow-with-N(0, I)-prior NLL.
   np.testing.assert_allclose(bpd, continuous_nats_to_bpd(gauss - logdet, dims),
                              atol=1e-3 / math.log(2))
+
+
+def test_ode_nll_with_the_custom_vjp_conv_equals_xla_conv(diffflow):
+  """The CPU-fast convolution defines only a VJP: the divergence must not need a JVP."""
+  model, params, x = diffflow
+  config = tiny_config('diffflow')
+  config.model.conv_impl = 'fast'
+  fast = build_model(config)
+  rng = np.random.default_rng(5)
+  params = jax.tree.map(lambda p: p + 0.05 * rng.standard_normal(p.shape, np.float32), params)
+  key = jax.random.PRNGKey(6)
+  ref, got = (jax.jit(lambda p, x, k, m=m: m.ode_nll_terms(p, x, k)['ode_nats'])(params, x[:2],
+                                                                                    key)
+              for m in (model, fast))
+  np.testing.assert_allclose(got, ref, rtol=1e-4)
