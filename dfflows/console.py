@@ -15,6 +15,7 @@ import traceback
 from typing import List, Optional
 
 from absl import app
+from absl import flags
 from absl import logging
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
@@ -64,9 +65,16 @@ def parse_flags(argv: List[str]) -> List[str]:
   """absl's flag parsing (`app.run(main, flags_parser=parse_flags)`); a config that fails
   to load or an unknown `--config.` key exits with a message naming the key."""
   try:
-    return app.parse_flags_with_usage(argv)
+    rest = app.parse_flags_with_usage(argv)
   except (AttributeError, KeyError, TypeError, ValueError) as error:
     sys.exit(f'FATAL config error: {config_error(argv, error)}')
+  if 'config' in flags.FLAGS and flags.FLAGS.config is not None:
+    from dfflows.training import config_checks  # pylint: disable=g-import-not-at-top
+    try:
+      config_checks.check_values(flags.FLAGS.config)  # A wrong value: one line, before any work.
+    except ValueError as error:
+      sys.exit(f'FATAL config error: {error}')
+  return rest
 
 
 def _config_path(argv: List[str]) -> Optional[str]:

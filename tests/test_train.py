@@ -154,6 +154,8 @@ def get_config():
      'config.train.batch_size.'),
     (['--config.flow.foo=1'], 'config.flow.foo is not a key of this config; the closest'),
     (['--config.train.batch_size=abc'], "batch_size=abc: invalid literal for int()"),
+    (['--config.flow.coupling=glow'],
+     "FATAL config error: config.flow.coupling='glow' is not one of ('spline', 'affine')."),
     ([], 'line 6: `config.flow.num_step = 4` sets a key the config does not have. Did you '
          'mean "num_steps" instead of "num_step"?')])
 def test_unknown_key_or_wrong_type_fails_before_work_naming_the_key(tmp_path, flags, message):

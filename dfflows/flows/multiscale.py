@@ -138,8 +138,11 @@ class MultiScaleFlow(nn.Module):
   logit_alpha: float = 0.05
   conv_impl: str = 'xla'
 
+  def __post_init__(self):
+    _check_options(self.coupling, self.mask, self.conv1x1)  # At construction, not at init.
+    super().__post_init__()
+
   def setup(self):
-    _check_options(self.coupling, self.mask, self.conv1x1)
     step_kwargs = dict(
         hidden_channels=self.hidden_channels, num_res_blocks=self.num_res_blocks,
         coupling=self.coupling, num_bins=self.num_bins, tail_bound=self.tail_bound,

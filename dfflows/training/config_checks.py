@@ -80,6 +80,16 @@ def unknown_key(config: ml_collections.ConfigDict, dotted: str) -> Optional[str]
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ValueError naming the first inconsistent or unknown setting."""
+  check_values(config)
+  for name in ('train.batch_size', 'eval.batch_size'):
+    batch = _get(config, name)
+    if batch <= 0 or batch % num_devices:
+      raise ValueError(f'config.{name}={batch} must be a positive multiple of the device count '
+                       f'({num_devices}).')
+
+
+def check_values(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first setting with a value the code does not accept."""
   for key, choices in CHOICES.items():
     value = _get(config, key)
     if value not in choices:
@@ -93,11 +103,6 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
   if config.model.kind != 'ddpm' and size % factor:
     raise ValueError(f'config.data.image_size={size} must be divisible by 2**flow.num_levels='
                      f'{factor}.')
-  for name in ('train.batch_size', 'eval.batch_size'):
-    batch = _get(config, name)
-    if batch <= 0 or batch % num_devices:
-      raise ValueError(f'config.{name}={batch} must be a positive multiple of the device count '
-                       f'({num_devices}).')
   for name in ('train.num_steps', 'train.log_every', 'train.checkpoint_every',
                'train.eval_every', 'train.sample_every', 'train.steps_per_call'):
     if _get(config, name) <= 0:
