@@ -237,13 +237,15 @@ def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
   np.testing.assert_allclose(result['bpd_stderr'], direct.std(ddof=1) / np.sqrt(8), rtol=1e-4)
   assert result['bpd_estimator'] == 'full variational bound, every t summed'
   assert np.isfinite(result['bpd_raw_params'])
-  # The probability-flow ODE NLL on the first eval.ode_examples images, with its stream.
-  k_ode = jax.random.fold_in(rng.stream(trainer.base_key, rng.Stream.EVAL_ODE), 0)
-  terms = jax.jit(model.ode_nll_terms, static_argnames='num_probes')(
-      state.ema_params, test_images[:8], k_ode, num_probes=config.eval.ode_probes)
-  ode_direct = (terms['ode_nats'] + terms['neg_logdet'] + 1024 * np.log(256)) / (1024 * np.log(2))
-  np.testing.assert_allclose(result['ode_bpd'], np.mean(ode_direct), rtol=1e-5)
-  assert result['ode_network_evals_per_image'] == int(terms['nfe'][0]) > 1
+  # The probability-flow ODE NLL on the first eval.ode_examples images (its maths is tested
+  # in tests/diffusion/test_ode.py). Four steps from init the ODE model and the bound are
+  # both near the flow with a N(0, I) prior (0.14 bits/dim apart here, T = 20): a dropped
+  # or doubled log-det would put them bits apart.
+  ode = np.asarray(result['ode_bpd_per_example'])
+  assert len(ode) == config.eval.ode_examples == result['ode_bpd_num_examples']
+  np.testing.assert_allclose(result['ode_bpd'], ode.mean(), rtol=1e-6)
+  assert abs(result['ode_bpd'] - np.mean(result['bpd_per_example'][:len(ode)])) < 0.5
+  assert result['ode_network_evals_per_image'] > 1 and result['ode_seconds_per_image'] > 0
   assert 'Hutchinson with 2 Rademacher probes' in result['ode_bpd_estimator']
   np.testing.assert_allclose(result['ode_bpd_per_real_pixel'], result['ode_bpd'] * 1024 / 784,
                              rtol=1e-6)
