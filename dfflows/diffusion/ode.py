@@ -222,23 +222,23 @@ def nll(eps_fn: EpsFn, x0: Array, key: jax.Array, *, schedule: VPSchedule,
               nfe=INITIAL_EVALS + FSAL_EVALS_PER_STEP * num_steps)
 
 
-def encode(eps_fn: EpsFn, x0: Array, *, schedule: VPSchedule, rtol: float = 1e-5,
-           atol: float = 1e-5, tau_min: Optional[float] = None,
-           tau_max: Optional[float] = None, max_steps: int = 16384, solver=None) -> Array:
-  """x(tau_max): the ODE run forwards from x(tau_min) = x0 (deterministic encoder)."""
-  tau_min = schedule.tau_min if tau_min is None else tau_min
-  tau_max = schedule.tau_max if tau_max is None else tau_max
-  sol = _solve(lambda tau, x: drift(eps_fn, schedule, x, tau), x0, tau_min, tau_max,
-               rtol=rtol, atol=atol, max_steps=max_steps, solver=solver)
+def transport(eps_fn: EpsFn, x: Array, *, schedule: VPSchedule, forward: bool,
+              rtol: float = 1e-5, atol: float = 1e-5, tau_min: Optional[float] = None,
+              tau_max: Optional[float] = None, max_steps: int = 16384, solver=None) -> Array:
+  """The ODE run from tau_min to tau_max (`forward`, the encoder) or back (the sampler)."""
+  ends = (schedule.tau_min if tau_min is None else tau_min,
+          schedule.tau_max if tau_max is None else tau_max)
+  t0, t1 = ends if forward else ends[::-1]
+  sol = _solve(lambda tau, y: drift(eps_fn, schedule, y, tau), x, t0, t1, rtol=rtol,
+               atol=atol, max_steps=max_steps, solver=solver)
   return sol.ys[0]
 
 
-def decode(eps_fn: EpsFn, x_T: Array, *, schedule: VPSchedule, rtol: float = 1e-5,
-           atol: float = 1e-5, tau_min: Optional[float] = None,
-           tau_max: Optional[float] = None, max_steps: int = 16384, solver=None) -> Array:
-  """x(tau_min): the ODE run backwards from x(tau_max) = x_T (deterministic sampler)."""
-  tau_min = schedule.tau_min if tau_min is None else tau_min
-  tau_max = schedule.tau_max if tau_max is None else tau_max
-  sol = _solve(lambda tau, x: drift(eps_fn, schedule, x, tau), x_T, tau_max, tau_min,
-               rtol=rtol, atol=atol, max_steps=max_steps, solver=solver)
-  return sol.ys[0]
+def encode(eps_fn: EpsFn, x0: Array, **kwargs) -> Array:
+  """x(tau_max) from x(tau_min) = x0 (deterministic encoder); kwargs as `transport`."""
+  return transport(eps_fn, x0, forward=True, **kwargs)
+
+
+def decode(eps_fn: EpsFn, x_T: Array, **kwargs) -> Array:
+  """x(tau_min) from x(tau_max) = x_T (deterministic sampler); kwargs as `transport`."""
+  return transport(eps_fn, x_T, forward=False, **kwargs)
