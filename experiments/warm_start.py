@@ -25,10 +25,8 @@ import numpy as np
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-import jax
-
-from dfflows import evaluate, rng, train, visualize
-from dfflows.data import batching, input_pipeline
+from dfflows import evaluate, train, visualize
+from dfflows.data import input_pipeline
 from dfflows.models.build import build_model
 from dfflows.models.flow_only import FlowOnly
 from dfflows.training import trainer as trainer_lib
@@ -135,18 +133,12 @@ def flow_alone_bpd(workdir: str, num_examples: int = 256) -> Dict[str, float]:
   test_images, _ = input_pipeline.load_split(config.data, 'test')
   state, step = evaluate.restore_state(config, workdir, trainer, test_images[:config.train.batch_size],
                                        'latest')
-  flow_only = FlowOnly(flow=model.flow, image_shape=model.image_shape)
-  nll = jax.jit(flow_only.full_bpd)
-  key = rng.stream(trainer.base_key, rng.Stream.EVAL_BPD)
-  bpds = []
-  for i, (batch, mask) in enumerate(batching.eval_batches(test_images, config.eval.batch_size,
-                                                          num_examples)):
-    bpd = nll({'flow': state.ema_params['flow']}, batch, jax.random.fold_in(key, i))
-    bpds.append(np.asarray(bpd)[np.asarray(mask, bool)])
-  bpd = np.concatenate(bpds)
-  return {'step': step, 'flow_alone_bpd': float(bpd.mean()),
-          'flow_alone_bpd_stderr': float(bpd.std(ddof=1) / math.sqrt(len(bpd))),
-          'flow_alone_bpd_real': float(bpd.mean()) * common.real_pixel_factor(workdir)}
+  flow_only = trainer_lib.Trainer(
+      config, FlowOnly(flow=model.flow, image_shape=model.image_shape), trainer.mesh)
+  out = evaluate.bpd_and_mse(flow_only, {'flow': state.ema_params['flow']}, test_images,
+                             num_examples, config.eval.batch_size)
+  return {'step': step, 'flow_alone_bpd': out['bpd'], 'flow_alone_bpd_stderr': out['bpd_stderr'],
+          'flow_alone_bpd_real': out['bpd'] * common.real_pixel_factor(workdir)}
 
 
 def paired_differences(nsf: str, workdir: str) -> Dict[str, Dict[str, float]]:
