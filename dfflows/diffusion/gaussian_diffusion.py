@@ -24,13 +24,12 @@ import jax.numpy as jnp
 from jax.scipy import special
 import numpy as np
 
-from dfflows.diffusion import schedules
+from dfflows.diffusion import schedules, timesteps
 from dfflows.metrics.bpd import discrete_nats_to_bpd
 
 Array = jnp.ndarray
 ModelFn = Callable[[Array, Array], Array]
 DECODERS = ('continuous', 'discretized')
-FIXED_VARIANCES = ('small', 'large')
 
 
 def sum_over_dims(x: Array) -> Array:
@@ -90,13 +89,12 @@ class GaussianDiffusion:
   Forward:  x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps.
   Reverse:  mean = c1_t x0_hat + c2_t x_t with x0_hat = (x_t - sqrt(1 - abar_t) eps_hat)
             / sqrt(abar_t); log-variance v log beta_t + (1 - v) log beta~_t with
-            v = (raw + 1) / 2 (learn_sigma), else log beta~_t ('small') or log beta_t
-            ('large'); beta~_0 = 0 is replaced by beta~_1 as in improved-diffusion.
+            v = (raw + 1) / 2 (learn_sigma), else log beta~_t (the fixed 'small' variance);
+            beta~_0 = 0 is replaced by beta~_1 as in improved-diffusion.
   """
 
-  def __init__(self, betas: np.ndarray, learn_sigma: bool = True,
-               decoder: str = 'continuous', timestep_map: Optional[np.ndarray] = None,
-               fixed_variance: str = 'small'):
+  def __init__(self, betas: np.ndarray, learn_sigma: bool, decoder: str,
+               timestep_map: Optional[np.ndarray] = None):
     betas = np.asarray(betas, dtype=np.float64)
     if betas.ndim != 1 or betas.size < 2:
       raise ValueError(f'betas must be 1-D with at least 2 entries, got shape {betas.shape}.')
@@ -104,14 +102,10 @@ class GaussianDiffusion:
       raise ValueError('betas must lie in (0, 1).')
     if decoder not in DECODERS:
       raise ValueError(f'Unknown decoder {decoder!r}; expected one of {DECODERS}.')
-    if fixed_variance not in FIXED_VARIANCES:
-      raise ValueError(
-          f'Unknown fixed_variance {fixed_variance!r}; expected one of {FIXED_VARIANCES}.')
     self.betas = betas
     self.num_timesteps = int(betas.size)
     self.learn_sigma = learn_sigma
     self.decoder = decoder
-    self.fixed_variance = fixed_variance
     if timestep_map is None:
       timestep_map = np.arange(self.num_timesteps)
     self.timestep_map = np.asarray(timestep_map, dtype=np.int32)
@@ -136,7 +130,6 @@ class GaussianDiffusion:
     self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(alphas) / (
         1.0 - self.alphas_cumprod)
     self.log_betas = np.log(betas)
-    self.large_log_variance = np.log(np.append(self.posterior_variance[1], betas[1:]))
 
   # --- helpers -------------------------------------------------------------
 
@@ -198,9 +191,7 @@ class GaussianDiffusion:
   def model_log_variance(self, v_raw: Optional[Array], x_t: Array, t: Array) -> Array:
     """Log-variance of p(x_{t-1} | x_t): learned interpolation or fixed."""
     if v_raw is None:
-      fixed = (self.posterior_log_variance_clipped if self.fixed_variance == 'small'
-               else self.large_log_variance)
-      return jnp.broadcast_to(self.gather(fixed, t, x_t), x_t.shape)
+      return jnp.broadcast_to(self.gather(self.posterior_log_variance_clipped, t, x_t), x_t.shape)
     min_log = self.gather(self.posterior_log_variance_clipped, t, x_t)
     max_log = self.gather(self.log_betas, t, x_t)
     frac = (v_raw + 1.0) / 2.0
@@ -283,6 +274,28 @@ class GaussianDiffusion:
     bound = self.num_timesteps * vlb_t + self.prior_kl(x0)
     return dict(loss=loss, l_simple=l_simple, vlb_t=vlb_t, bound=bound, t=t)
 
+  def one_sample_bound(self, model_fn: ModelFn, x0: Array, key: jax.Array, t_sampling: str, *,
+                       vlb_weight: float) -> Tuple[Array, Dict[str, Array]]:
+    """Unbiased one-sample bound on -log p(x0) in nats per example, and the terms at its t.
+
+    prior + L_0 + L_{T-1} + L_t / p_t with t ~ p on 1..T-2 (`t_sampling`, see
+    `timesteps.timestep_probs`), stratified over the batch. L_0 (the decoder) and L_{T-1} (where beta ~ 1
+    amplifies eps errors) are computed for every example: sampled, either would dominate the
+    estimator's variance. The second value is `training_losses`' dict at the sampled t.
+    """
+    k_t, k_noise = jax.random.split(key)
+    batch = x0.shape[0]
+    probs = timesteps.timestep_probs(self.alphas_cumprod, t_sampling)
+    t, weight = timesteps.sample_timesteps(k_t, batch, probs)
+    # One network call on [x0 at t; at 0; at T-1] (batch 3B) rather than three calls: the
+    # same FLOPs, but one copy of the network in the compiled graph (compile time).
+    ends = [jnp.zeros_like(t), jnp.full_like(t, self.num_timesteps - 1)]
+    both = self.training_losses(model_fn, jnp.concatenate([x0] * 3), k_noise,
+                                t=jnp.concatenate([t] + ends), vlb_weight=vlb_weight)
+    terms = jax.tree.map(lambda a: a[:batch], both)
+    decoder, last = both['vlb_t'][batch:2 * batch], both['vlb_t'][2 * batch:]
+    return self.prior_kl(x0) + decoder + last + weight * terms['vlb_t'], terms
+
   def full_bound(self, model_fn: ModelFn, x0: Array, key: jax.Array) -> Dict[str, Array]:
     """The bound summed exactly over all t (one x_t per t), per example, in nats.
 
@@ -322,5 +335,4 @@ def respace(diffusion: GaussianDiffusion,
   betas = 1.0 - abar / np.append(1.0, abar[:-1])
   return GaussianDiffusion(betas, learn_sigma=diffusion.learn_sigma,
                            decoder=diffusion.decoder,
-                           timestep_map=diffusion.timestep_map[kept],
-                           fixed_variance=diffusion.fixed_variance)
+                           timestep_map=diffusion.timestep_map[kept])

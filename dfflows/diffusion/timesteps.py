@@ -1,5 +1,7 @@
 """Timesteps for the one-sample estimate of the diffusion bound: which t, and its weight.
 
+The estimate itself is `GaussianDiffusion.one_sample_bound`, used by both diffusion models.
+
 The bound sums L_t over t = 0..T-1. The first term (the decoder, about -3 nats
 per dim) and the last (t = T-1, where the cosine schedule's beta = 0.999 turns
 an eps error e into a KL of about 500 e^2 per dim, a sizeable part of a trained

@@ -55,7 +55,7 @@ def build_model(config: ml_collections.ConfigDict) -> Model:
   outputs = 2 if config.diffusion.learn_sigma else 1
   shared = dict(vlb_weight=config.diffusion.vlb_weight, sampler=config.diffusion.sampler,
                 ddim_eta=config.diffusion.ddim_eta, eps_skip=config.model.eps_skip,
-                variance_skip=config.model.variance_skip)
+                variance_skip=config.model.variance_skip, t_sampling=config.model.t_sampling)
   if kind == 'ddpm':
     return PixelDDPM(unet=build_unet(config.unet, shape[2] * outputs, conv_impl),
                      diffusion=build_diffusion(config.diffusion, 'discretized'),
@@ -67,6 +67,5 @@ def build_model(config: ml_collections.ConfigDict) -> Model:
                     unet=build_unet(config.unet, channels, conv_impl),
                     diffusion=build_diffusion(config.diffusion, 'continuous'), image_shape=shape,
                     latent_squeeze=config.model.latent_squeeze, objective=config.model.objective,
-                    unet_loss=config.model.unet_loss, t_sampling=config.model.t_sampling,
-                    prior=config.model.prior, **shared)
+                    unet_loss=config.model.unet_loss, prior=config.model.prior, **shared)
   raise ValueError(f'Unknown model.kind {kind!r}; expected one of {MODEL_KINDS}.')

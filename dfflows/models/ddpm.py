@@ -4,6 +4,10 @@ Images are scaled to [-1, 1] and the decoder is Improved DDPM's discretised
 Gaussian, so the bound is on -log P(x) of the 8-bit image itself:
 bits/dim = (prior + sum_t L_t) / (D log 2).
 
+Training is Improved DDPM's hybrid loss at one uniform t per image; its metric 'bpd' is the
+unbiased but heavy-tailed T L_t + prior at that t. `eval_bpd` is the DiffFlow's estimator
+(`GaussianDiffusion.one_sample_bound`: L_0 and L_{T-1} for every image, t ~ `t_sampling`).
+
 With `eps_skip` and `variance_skip` (the defaults, as for the DiffFlow's prior) the
 U-Net is a residual on the reverse process that is exact for N(0, I) data
 (`common.gaussian_residual_fn`); both off is the plain Improved DDPM of the thesis.
@@ -14,7 +18,7 @@ from typing import Dict, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from dfflows.diffusion import samplers
+from dfflows.diffusion import samplers, timesteps
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
 from dfflows.metrics.bpd import discrete_nats_to_bpd
 from dfflows.models import common
@@ -33,16 +37,21 @@ class PixelDDPM:
   unet: UNet  # out_channels = image channels * (2 if learn_sigma else 1).
   diffusion: GaussianDiffusion
   image_shape: Tuple[int, int, int]
-  vlb_weight: float = 0.001
-  sampler: str = 'ancestral'
-  ddim_eta: float = 0.0
-  eps_skip: bool = True
-  variance_skip: bool = True
+  vlb_weight: float
+  sampler: str
+  ddim_eta: float
+  eps_skip: bool
+  variance_skip: bool
+  t_sampling: str
+
+  def __post_init__(self):
+    common.check_choice('t_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
 
   @property
   def bpd_labels(self) -> BpdLabels:
-    """The training metric and `eval_bpd` are one-sample (uniform t) estimates of the bound."""
-    return common.diffusion_bpd_labels('uniform')
+    """`eval_bpd` is the `t_sampling` estimate; the training metric is at the loss's uniform t."""
+    return common.diffusion_bpd_labels(self.t_sampling)._replace(
+        train="one-sample bound estimate at the hybrid loss's uniform t (heavy-tailed)")
 
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """Reverse diffusion with min(num_steps, T) respaced steps."""
@@ -59,26 +68,26 @@ class PixelDDPM:
     return {'unet': self.unet.init(key, scale_images(x[:1]), jnp.zeros((1,), jnp.int32),
                                    train=False)}
 
-  def _terms(self, params: Params, x: jnp.ndarray, key: jax.Array, train: bool):
-    """Hybrid loss, eps-MSE and the one-sample bound (bits/dim) per example."""
-    common.check_images(x, self.image_shape)
-    k_tn, k_drop = jax.random.split(key)
-    model_fn = self._model_fn(params, train, k_drop)
-    terms = self.diffusion.training_losses(model_fn, scale_images(x), k_tn,
-                                           vlb_weight=self.vlb_weight)
-    return terms, discrete_nats_to_bpd(terms['bound'], common.num_dims(self.image_shape))
-
   def loss(self, params: Params, x: jnp.ndarray, key: jax.Array,
            train: bool = True) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
-    """Hybrid loss (L_simple + lambda L_vlb) and metrics, including the bound in bits/dim."""
-    terms, bpd = self._terms(params, x, key, train)
+    """Hybrid loss (L_simple + lambda L_vlb) at uniform t, and metrics (see `bpd_labels`)."""
+    common.check_images(x, self.image_shape)
+    k_tn, k_drop = jax.random.split(key)
+    terms = self.diffusion.training_losses(self._model_fn(params, train, k_drop),
+                                           scale_images(x), k_tn, vlb_weight=self.vlb_weight)
+    bpd = discrete_nats_to_bpd(terms['bound'], common.num_dims(self.image_shape))
     loss = terms['loss'].mean()
     return loss, {'loss': loss, 'bpd': jax.lax.stop_gradient(bpd).mean(),
                   'l_simple': terms['l_simple'].mean()}
 
   def eval_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
-    """One-sample unbiased estimate of the bound in bits/dim, per example."""
-    return self._terms(params, x, key, False)[1]
+    """One-sample unbiased estimate of the bound (t ~ `t_sampling`) in bits/dim, per example."""
+    common.check_images(x, self.image_shape)
+    k_tn, k_drop = jax.random.split(key)
+    nats, _ = self.diffusion.one_sample_bound(self._model_fn(params, False, k_drop),
+                                              scale_images(x), k_tn, self.t_sampling,
+                                              vlb_weight=self.vlb_weight)
+    return discrete_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
   def full_bound_terms(self, params: Params, x: jnp.ndarray,
                        key: jax.Array) -> Dict[str, jnp.ndarray]:

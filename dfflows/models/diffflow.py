@@ -8,8 +8,8 @@ variables, then the diffusion variational bound on the latent):
                 - log p(z0|z_1).
 
 Training uses an unbiased one-sample estimate, prior + L_0 + L_{T-1} + L_t / p_t
-with t ~ p on 1..T-2, stratified over the batch (`t_sampling`: 'importance', the default, or
-'uniform'; see `dfflows.diffusion.timesteps` and `bound_terms`). The
+with t ~ p on 1..T-2, stratified over the batch (`t_sampling`: 'importance' or 'uniform';
+`GaussianDiffusion.one_sample_bound`, `dfflows.diffusion.timesteps`). The
 flow always gets its gradient from this bound. With `unet_loss='hybrid'` the
 U-Net is trained by Improved DDPM's L_simple + lambda * L_vlb instead, computed
 on a stop-gradient latent, while the bound is computed with stop-gradient U-Net
@@ -62,32 +62,22 @@ class DiffFlow:
   unet: UNet  # On the latent, with out_channels = latent channels * (2 if learn_sigma else 1).
   diffusion: GaussianDiffusion
   image_shape: Tuple[int, int, int]
-  latent_squeeze: int = 0
-  objective: str = 'bound'
-  unet_loss: str = 'bound'
-  vlb_weight: float = 0.001
-  sampler: str = 'ancestral'
-  ddim_eta: float = 0.0
-  eps_skip: bool = True
-  variance_skip: bool = True
-  t_sampling: str = 'importance'
-  prior: str = 'full'
+  latent_squeeze: int
+  objective: str
+  unet_loss: str
+  vlb_weight: float
+  sampler: str
+  ddim_eta: float
+  eps_skip: bool
+  variance_skip: bool
+  t_sampling: str
+  prior: str
 
   def __post_init__(self):
-    if self.objective not in OBJECTIVES:
-      raise ValueError(f'Unknown objective {self.objective!r}; expected one of {OBJECTIVES}.')
-    if self.unet_loss not in UNET_LOSSES:
-      raise ValueError(f'Unknown unet_loss {self.unet_loss!r}; expected one of {UNET_LOSSES}.')
-    if self.t_sampling not in timesteps.T_SAMPLINGS:
-      raise ValueError(f'Unknown t_sampling {self.t_sampling!r}; expected one of '
-                       f'{timesteps.T_SAMPLINGS}.')
-    if self.prior not in PRIORS:
-      raise ValueError(f'Unknown prior {self.prior!r}; expected one of {PRIORS}.')
-
-  @property
-  def t_probs(self) -> np.ndarray:
-    """Probabilities p_t (t = 0..T-1, p_0 = p_{T-1} = 0) of the bound's one-sample t."""
-    return timesteps.timestep_probs(self.diffusion.alphas_cumprod, self.t_sampling)
+    common.check_choice('objective', self.objective, OBJECTIVES)
+    common.check_choice('unet_loss', self.unet_loss, UNET_LOSSES)
+    common.check_choice('t_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
+    common.check_choice('prior', self.prior, PRIORS)
 
   @property
   def latent_shape(self) -> Tuple[int, int, int]:
@@ -164,28 +154,6 @@ class DiffFlow:
       logdet -= standard_normal_nll(z_i)
     return z0, logdet
 
-  def bound_terms(self, model_fn, z0: jnp.ndarray, key: jax.Array):
-    """Unbiased one-sample bound on -log p(z0) in nats, and the diffusion terms at its t.
-
-    prior + L_0 + L_{T-1} + L_t / p_t with t ~ `t_probs` on 1..T-2 (stratified over
-    the batch). The decoder term L_0 (about -3 nats per dim) and L_{T-1} (where
-    beta = 0.999 amplifies eps errors ~1000x) are computed for every example: sampled,
-    either would dominate the estimator's variance.
-    """
-    k_t, k_noise = jax.random.split(key)
-    d = self.diffusion
-    batch = z0.shape[0]
-    t, weight = timesteps.sample_timesteps(k_t, batch, self.t_probs)
-    # One network call on [z0 at t; at 0; at T-1] (batch 3B) rather than three calls: the
-    # same FLOPs, but one copy of the U-Net in the compiled graph (compile time).
-    ends = [jnp.zeros_like(t), jnp.full_like(t, d.num_timesteps - 1)]
-    both = d.training_losses(model_fn, jnp.concatenate([z0] * 3), k_noise,
-                             t=jnp.concatenate([t] + ends), vlb_weight=self.vlb_weight)
-    terms = jax.tree.map(lambda a: a[:batch], both)
-    decoder, last = both['vlb_t'][batch:2 * batch], both['vlb_t'][2 * batch:]
-    nats = d.prior_kl(z0) + decoder + last + weight * terms['vlb_t']
-    return nats, terms
-
   def loss(self, params: Params, x: jnp.ndarray, key: jax.Array,
            train: bool = True) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
     """Training loss and per-batch metrics (bits/dim and its parts)."""
@@ -195,7 +163,9 @@ class DiffFlow:
     sg = jax.lax.stop_gradient
     joint = self.objective == 'thesis_eq_4_6' or self.unet_loss == 'bound'
     unet_params = params['unet'] if joint else sg(params['unet'])
-    nats, terms = self.bound_terms(self._unet_fn(unet_params, train, k_drop), z0, k_bound)
+    nats, terms = self.diffusion.one_sample_bound(self._unet_fn(unet_params, train, k_drop), z0,
+                                                  k_bound, self.t_sampling,
+                                                  vlb_weight=self.vlb_weight)
     bpd = continuous_nats_to_bpd(nats - logdet, dims)
     metrics = {
         'bpd': bpd.mean(),
@@ -222,7 +192,8 @@ class DiffFlow:
     """One-sample unbiased estimate of the bound in bits/dim, per example."""
     k_deq, k_tn = jax.random.split(key)
     z0, logdet = self.encode(params, x, k_deq)
-    nats, _ = self.bound_terms(self._unet_fn(params['unet'], False, k_tn), z0, k_tn)
+    nats, _ = self.diffusion.one_sample_bound(self._unet_fn(params['unet'], False, k_tn), z0,
+                                              k_tn, self.t_sampling, vlb_weight=self.vlb_weight)
     return continuous_nats_to_bpd(nats - logdet, common.num_dims(self.image_shape))
 
   def full_bound_terms(self, params: Params, x: jnp.ndarray,

@@ -57,7 +57,8 @@ def _x0(s=1.0, seed=1):
                                                 ('linear', 1000)])
 def test_continuous_schedule_matches_discrete(name, num_timesteps):
   schedule = ode.VPSchedule(name, num_timesteps)
-  abar = GaussianDiffusion(schedules.get_beta_schedule(name, num_timesteps)).alphas_cumprod
+  abar = GaussianDiffusion(schedules.get_beta_schedule(name, num_timesteps), learn_sigma=True,
+                          decoder='continuous').alphas_cumprod
   i = np.arange(num_timesteps - 1)
   cont = np.exp(schedule.log_alpha_bar((i + 1) / num_timesteps, xp=np))
   # Cosine: exact but for the clipped last beta; linear: to O(beta^2), sigma to 1e-3.

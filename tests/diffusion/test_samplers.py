@@ -14,7 +14,7 @@ MU, S = 0.5, 0.4
 
 def make(num_timesteps, learn_sigma=True):
   return gd.GaussianDiffusion(schedules.get_beta_schedule('cosine', num_timesteps),
-                              learn_sigma=learn_sigma)
+                              learn_sigma=learn_sigma, decoder='continuous')
 
 
 def test_shapes_determinism_and_temperature():

@@ -53,7 +53,8 @@ def test_draws_follow_probs_and_weights_are_inverse_probs(kind):
 @pytest.mark.parametrize('kind', ['uniform', 'importance'])
 def test_estimator_expectation_by_enumeration_equals_full_bound(kind):
   """sum_t p_t (prior + L_0 + L_{T-1} + w_t L_t) == prior + sum_t L_t, L_t of a real diffusion."""
-  d = GaussianDiffusion(schedules.get_beta_schedule('cosine', T), learn_sigma=True)
+  d = GaussianDiffusion(schedules.get_beta_schedule('cosine', T), learn_sigma=True,
+                        decoder='continuous')
   z0 = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 2))
   model_fn = lambda x_t, t: jnp.concatenate([0.3 * x_t, jnp.zeros_like(x_t)], -1)
   full = d.full_bound(model_fn, z0, jax.random.PRNGKey(1))
@@ -72,3 +73,34 @@ def test_estimator_expectation_by_enumeration_equals_full_bound(kind):
 def test_unknown_kind_raises():
   with pytest.raises(ValueError, match='Unknown t_sampling'):
     timesteps.timestep_probs(_abar(), 'loss_aware')
+
+
+@pytest.mark.parametrize('kind', ['uniform', 'importance'])
+def test_one_sample_bound_by_enumeration_over_its_draws(kind):
+  """sum_s p_s E[estimate | t = s] == the full bound, on `one_sample_bound`'s own draws.
+
+  With z0 = 0 and eps_hat = x_t / sqrt(1 - abar_t) (exact), each L_t is a variance-only KL
+  (or the decoder NLL at t = 0) that does not depend on the noise, so the estimate given t is
+  a number: the rows of a large batch enumerate it for every t.
+  """
+  d = GaussianDiffusion(schedules.get_beta_schedule('cosine', T), learn_sigma=True,
+                        decoder='continuous')
+
+  def model_fn(x_t, t):
+    eps = x_t / d.gather(d.sqrt_one_minus_alphas_cumprod, t, x_t)
+    v_raw = jnp.cos(0.3 * t.astype(jnp.float32)).reshape((-1, 1, 1, 1)) * jnp.ones_like(x_t)
+    return jnp.concatenate([eps, v_raw], -1)
+
+  z0 = jnp.zeros((4096, 2, 2, 1))
+  nats, terms = jax.jit(lambda k: d.one_sample_bound(model_fn, z0, k, kind, vlb_weight=0.001))(
+      jax.random.PRNGKey(3))
+  nats, t = np.asarray(nats, np.float64), np.asarray(terms['t'])
+  p = timesteps.timestep_probs(d.alphas_cumprod, kind)
+  by_t = {}
+  for s in range(1, T - 1):
+    rows = nats[t == s]
+    assert rows.size and np.ptp(rows) < 1e-4 * max(1.0, np.abs(rows).max())  # One value per t.
+    by_t[s] = rows[0]
+  expectation = sum(p[s] * by_t[s] for s in by_t)
+  full = d.full_bound(model_fn, z0[:1], jax.random.PRNGKey(4))['total_nats']
+  np.testing.assert_allclose(expectation, float(full[0]), rtol=1e-4)

@@ -154,12 +154,13 @@ def test_flow_only_nll_matches_scipy():
 
 
 def test_ddpm_bound_is_discrete_bits_of_scaled_pixels():
+  """The training metric: T L_t + prior at the hybrid loss's uniform t, in discrete bits."""
   config = tiny_config('ddpm')
   model = build_model(config)
   x = jnp.asarray(random_images(2))
   params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
   key = jax.random.PRNGKey(1)
-  bpd = jax.jit(model.eval_bpd)(params, x, key)
+  bpd = jax.jit(lambda p, x, k: model.loss(p, x, k, train=False)[1]['bpd'])(params, x, key)
 
   def by_hand(params, x, key):
     k_tn, _ = jax.random.split(key)
@@ -177,8 +178,29 @@ def test_ddpm_bound_is_discrete_bits_of_scaled_pixels():
     out = out.at[..., 1:].add(1.0)
     return (d.num_timesteps * d.vlb_term(out, x0, x_t, t) + d.prior_kl(x0)) / (32 * 32 * math.log(2))
 
-  np.testing.assert_allclose(bpd, jax.jit(by_hand)(params, x, key), rtol=1e-5)
+  np.testing.assert_allclose(bpd, jnp.mean(jax.jit(by_hand)(params, x, key)), rtol=1e-5)
   assert model.diffusion.decoder == 'discretized'
+
+
+def test_ddpm_eval_bpd_follows_t_sampling_and_is_unbiased():
+  """The pixel DDPM's eval_bpd is `one_sample_bound` with `model.t_sampling`, as the DiffFlow's."""
+  x = jnp.asarray(random_images(4))
+  first = {}
+  for sampling in ('uniform', 'importance'):
+    config = tiny_config('ddpm')
+    config.model.t_sampling = sampling
+    model = build_model(config)
+    params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+    keys = jax.random.split(jax.random.PRNGKey(2), 400)
+    draws = np.asarray(jax.jit(jax.vmap(model.eval_bpd, (None, None, 0)))(params, x, keys))
+    full_bpd = jax.jit(model.full_bpd)
+    full = np.asarray([np.asarray(full_bpd(params, x, k)) for k in keys[:40]])
+    # Unbiased: per image, the mean of the draws is the full bound averaged over its noise.
+    stderr = np.hypot(draws.std(0, ddof=1) / np.sqrt(len(draws)),
+                      full.std(0, ddof=1) / np.sqrt(len(full)))
+    assert np.all(np.abs(draws.mean(0) - full.mean(0)) < 4 * stderr), (draws.mean(0), full)
+    first[sampling] = draws[0]
+  assert np.all(first['uniform'] != first['importance'])  # The option reaches the estimator.
 
 
 @pytest.mark.parametrize('skip', [True, False])
