@@ -10,15 +10,8 @@ from scipy import stats
 from dfflows.flows import uniform_dequantize
 from dfflows.models import common
 from dfflows.models.build import build_model
+from tests.flows.flow_testing import perturb
 from tests.helpers import random_images, tiny_config
-
-
-def _perturb(params, key, scale=0.05):
-  """Adds noise to every param leaf so that zero-initialised layers are not trivial."""
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape, p.dtype)
-                                   for p, k in zip(leaves, keys)])
 
 
 @pytest.fixture(scope='module')
@@ -26,7 +19,7 @@ def diffflow():
   config = tiny_config('diffflow')
   model = build_model(config)
   x = jnp.asarray(random_images(4))
-  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1), 0.05)
   return model, params, x
 
 
@@ -93,7 +86,7 @@ def test_thesis_objective_is_printed_loss_by_hand():
   config.model.objective = 'thesis_eq_4_6'
   model = build_model(config)
   x = jnp.asarray(random_images(4))
-  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1), 0.05)
   key = jax.random.PRNGKey(2)
   loss, _ = jax.jit(model.loss, static_argnames='train')(params, x, key, train=False)
   z0, logdet, t, _, noise, x_t, out, _ = _by_hand(model, params, x, key)
@@ -131,7 +124,7 @@ def test_unet_loss_bound_trains_unet_on_bound():
   config.model.unet_loss = 'bound'
   model = build_model(config)
   x = jnp.asarray(random_images(4))
-  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1), 0.05)
   key = jax.random.PRNGKey(2)
   g = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[0]))(params)
   g_bpd = jax.jit(jax.grad(lambda p: model.loss(p, x, key)[1]['bpd']))(params)
@@ -143,7 +136,7 @@ def test_flow_only_nll_matches_scipy():
   config = tiny_config('flow')
   model = build_model(config)
   x = jnp.asarray(random_images(3))
-  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1), 0.05)
   key = jax.random.PRNGKey(4)
   bpd = jax.jit(model.eval_bpd)(params, x, key)
   u = uniform_dequantize(key, x)
@@ -158,7 +151,7 @@ def test_ddpm_bound_is_discrete_bits_of_scaled_pixels():
   config = tiny_config('ddpm')
   model = build_model(config)
   x = jnp.asarray(random_images(2))
-  params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+  params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1), 0.05)
   key = jax.random.PRNGKey(1)
   bpd = jax.jit(lambda p, x, k: model.loss(p, x, k, train=False)[1]['bpd'])(params, x, key)
 
@@ -190,7 +183,7 @@ def test_ddpm_eval_bpd_follows_t_sampling_and_is_unbiased():
     config = tiny_config('ddpm')
     config.model.t_sampling = sampling
     model = build_model(config)
-    params = _perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1))
+    params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1), 0.05)
     keys = jax.random.split(jax.random.PRNGKey(2), 400)
     draws = np.asarray(jax.jit(jax.vmap(model.eval_bpd, (None, None, 0)))(params, x, keys))
     full_bpd = jax.jit(model.full_bpd)
