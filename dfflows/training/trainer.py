@@ -10,7 +10,6 @@ the number of devices. Needs no TensorFlow or clu (the training loop in
 benchmarks run where only JAX is installed.
 """
 import functools
-import math
 from typing import Any, Dict, Tuple
 
 import jax
@@ -21,6 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dfflows import rng
 from dfflows.data import batching
+from dfflows.metrics import stats
 from dfflows.models.interface import Model
 from dfflows.training.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
                                  create_train_state, ema_decay_at, ema_update)
@@ -87,10 +87,8 @@ def train_steps(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Ar
 
 def eval_sums(model: Model, params: Any, key: jax.Array, batch: jnp.ndarray,
               mask: jnp.ndarray) -> jnp.ndarray:
-  """[sum bpd, sum bpd^2, count] over the unmasked examples of a batch."""
-  bpd = model.eval_bpd(params, batch, key)
-  m = mask.astype(jnp.float32)
-  return jnp.stack([jnp.sum(bpd * m), jnp.sum(bpd**2 * m), jnp.sum(m)])
+  """`stats.moment_sums` of the eval bits/dim over the unmasked examples of a batch."""
+  return jnp.stack(stats.moment_sums(model.eval_bpd(params, batch, key), mask))
 
 
 class Trainer:
@@ -131,6 +129,4 @@ class Trainer:
                                                    jax.process_count()):
       total += np.asarray(self.eval(params, key, self.global_array(batch, self.data),
                                     self.global_array(mask, self.data)))
-    mean = total[0] / total[2]
-    var = max(total[1] / total[2] - mean**2, 0.0)
-    return float(mean), float(math.sqrt(var / total[2]))
+    return stats.mean_and_stderr_of_sums(total)
