@@ -4,24 +4,16 @@ import os
 import time
 from typing import Dict, List
 
-import ml_collections
-
-
 from dfflows import train, visualize
 from dfflows.data import input_pipeline
 from dfflows.metrics.bpd import bits_per_real_pixel
-
-
-def workdir_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run saved in `workdir` (config.json)."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    return ml_collections.ConfigDict(json.load(f))
+from dfflows.training.run import saved_config
 
 
 def real_pixel_factor(workdir: str) -> float:
   """Bits per model dim -> bits per real (unpadded) pixel for the run in `workdir`: the
   model's dims over the real pixels (1024 / 784 for MNIST zero-padded to 32x32)."""
-  data = workdir_config(workdir).data
+  data = saved_config(workdir).data
   return bits_per_real_pixel(1.0, data.image_size**2 * data.channels,
                              input_pipeline.real_pixel_count(data))
 

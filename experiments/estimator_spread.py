@@ -30,6 +30,7 @@ from dfflows import evaluate, machine
 from dfflows.data import input_pipeline
 from dfflows.diffusion import timesteps
 from dfflows.models.build import build_model
+from dfflows.training import run as run_lib
 from dfflows.training import trainer as trainer_lib
 from experiments import common
 
@@ -67,7 +68,7 @@ def main():
   parser.add_argument('--draws', type=int, default=400)
   parser.add_argument('--name', default='estimator_spread')
   args = parser.parse_args()
-  config = common.workdir_config(args.workdir)
+  config = run_lib.saved_config(args.workdir)
   model = build_model(config)
   trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
   train_images, _ = input_pipeline.load_split(config.data, 'train')

@@ -31,6 +31,8 @@ import ml_collections  # pylint: disable=g-import-not-at-top
 
 from configs import default
 from dfflows import evaluate, machine, train, visualize
+from dfflows.training import config_checks
+from dfflows.training import run as run_lib
 from dfflows.training import trainer as trainer_lib
 from experiments import common
 
@@ -81,8 +83,7 @@ def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
 
 def saved_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run of this script trained in `workdir` (rebuilt from its config.json)."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    saved = json.load(f)
+  saved = config_checks.load_saved_config(workdir)
   args = argparse.Namespace(dataset=saved['data']['name'], manual_dir=saved['data']['manual_dir'],
                             eval_examples=saved['eval']['num_examples'],
                             fid_samples=saved['eval']['fid_num_samples'])
@@ -143,7 +144,7 @@ def report(args, steps: Dict[str, int]) -> None:
     with open(os.path.join(workdir, 'train_wall_seconds.json')) as f:
       results[row]['train_wall_seconds'] = json.load(f)['wall_seconds']
     if 'bpd_per_real_pixel' not in results[row]:  # An eval.json written before that unit.
-      data = common.workdir_config(workdir).data
+      data = run_lib.saved_config(workdir).data
       results[row].update(evaluate.real_pixel_fields(results[row], data,
                                                      data.image_size**2 * data.channels))
     curves[row] = {key: common.series(metrics, key) for key in ('train/bpd', 'eval/bpd')}

@@ -29,6 +29,7 @@ from dfflows import evaluate, train, visualize
 from dfflows.data import input_pipeline
 from dfflows.models.build import build_model
 from dfflows.models.flow_only import FlowOnly
+from dfflows.training import run as run_lib
 from dfflows.training import trainer as trainer_lib
 from experiments import common
 
@@ -127,7 +128,7 @@ def flow_alone_bpd(workdir: str, num_examples: int = 256) -> Dict[str, float]:
   Beside the DiffFlow's bound it splits the gap to the NSF into the flow's part (this NLL
   against the NSF's) and the diffusion prior's part (this NLL minus the bound).
   """
-  config = common.workdir_config(workdir)
+  config = run_lib.saved_config(workdir)
   model = build_model(config)
   trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
   test_images, _ = input_pipeline.load_split(config.data, 'test')

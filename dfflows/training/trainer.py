@@ -115,6 +115,17 @@ class Trainer:
     params = jax.jit(self.model.init)(init_key, init_batch)
     return jax.device_put(create_train_state(params, self.tx), self.replicated)
 
+  def abstract_state(self) -> TrainState:
+    """The shapes, dtypes and (replicated) shardings of `init_state`'s state, computed
+    without running init or loading images: a target to restore a checkpoint into."""
+    init_key = rng.stream(self.base_key, rng.Stream.INIT)
+    batch = jax.ShapeDtypeStruct((self.config.train.batch_size, *self.model.image_shape),
+                                 jnp.uint8)
+    shapes = jax.eval_shape(lambda x: create_train_state(self.model.init(init_key, x), self.tx),
+                            batch)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.replicated),
+                        shapes)
+
   def global_array(self, local: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """Assembles per-process batches into one sharded global array."""
     return jax.make_array_from_process_local_data(sharding, local)
