@@ -132,7 +132,8 @@ def flow_alone_bpd(workdir: str, num_examples: int = 256) -> Dict[str, float]:
   out = likelihood.full_bpd(flow_only, {'flow': run.state.ema_params['flow']}, test_images,
                             num_examples, run.config.eval.batch_size,
                             rng.stream(run.trainer.base_key, rng.Stream.EVAL_BPD))
-  return {'step': run.step, 'flow_alone_bpd': out['bpd'], 'flow_alone_bpd_stderr': out['bpd_stderr'],
+  return {'step': run.step, 'flow_alone_bpd': out['bpd'],
+          'flow_alone_bpd_stderr': out['bpd_stderr'],
           'flow_alone_bpd_real': out['bpd'] * common.real_pixel_factor(workdir)}
 
 
