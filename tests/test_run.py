@@ -44,5 +44,9 @@ def test_missing_run_is_a_clear_error(tiny_run, tmp_path, no_images):
     shutil.rmtree(os.path.join(workdir, name))
   with pytest.raises(FileNotFoundError, match='No checkpoint in .*; train first'):
     run_lib.load_run(workdir)
+  absent = tmp_path / 'absent'
+  with pytest.raises(FileNotFoundError, match='no such directory'):
+    run_lib.load_run(str(absent), config=tiny_run.config)
+  assert not absent.exists()
   with pytest.raises(ValueError, match="which='first' is not one of"):
     run_lib.load_run(tiny_run.workdir, 'first')

@@ -3,6 +3,7 @@
 The restore target comes from `Trainer.abstract_state` (the shapes of init, nothing
 computed), so restoring reads no images.
 """
+import os
 from typing import NamedTuple, Optional
 
 import ml_collections
@@ -35,6 +36,8 @@ def restore(trainer: Trainer, workdir: str, which: str = 'best') -> tuple[TrainS
   """The state and step of the run's `which` checkpoint ('best' falls back to 'latest')."""
   if which not in CHECKPOINTS:
     raise ValueError(f'which={which!r} is not one of {CHECKPOINTS}.')
+  if not os.path.isdir(workdir):  # Checkpoints would create it.
+    raise FileNotFoundError(f'No run in {workdir}: no such directory.')
   ckpts = Checkpoints(workdir, trainer.config.train.keep_checkpoints)
   try:
     target = trainer.abstract_state()
