@@ -2,8 +2,9 @@
 
 Train step n uses `fold_in(base, n)` (n < 2**30); every other use of randomness
 has its own stream here, so no two uses share numbers and each is found by name.
-The values are those the code used before the streams were named, so results
-(and checkpoints' initial params) are unchanged.
+The values are those the code used before the streams were named, and a member's value
+never changes (a new use gets a new member), so results (and checkpoints' initial params)
+keep their keys.
 """
 import enum
 
@@ -19,6 +20,10 @@ class Stream(enum.IntEnum):
   EVAL_SAMPLES = 2**30 + 3  # dfflows.evaluate: samples for timing, FID and the trajectory.
   EXPERIMENT_SAMPLES = 2**30 + 5  # experiments/sampling_steps.py.
   EVAL_ODE = 2**30 + 6  # dfflows.evaluate: dequantisation and probes of the ODE NLL.
+  EVAL_TRAJECTORY = 2**30 + 7  # dfflows.evaluate: the reverse trajectory strip.
+  EVAL_EPS_MSE = 2**30 + 8  # dfflows.evaluate: t and noise of the one-sample eps-MSE.
+  EXPERIMENT_BOUND = 2**30 + 9  # experiments: full-bound terms (batch i: fold_in(key, i)).
+  EXPERIMENT_ESTIMATES = 2**30 + 10  # experiments: draws of the one-sample bound estimate.
 
 
 def stream(base_key: jax.Array, name: Stream) -> jax.Array:

@@ -21,13 +21,13 @@ import os
 import jax
 import numpy as np
 
-from dfflows import evaluate, machine
-from dfflows.data import batching, input_pipeline
+from dfflows import machine, rng
+from dfflows.data import input_pipeline
+from dfflows.metrics import likelihood
 from dfflows.models import common as model_common
-from dfflows.models.build import build_model
 from dfflows.models.diffflow import DiffFlow
 from dfflows.models.flow_only import FlowOnly
-from dfflows.training import trainer as trainer_lib
+from dfflows.training import run as run_lib
 from experiments import common, mnist_table
 
 ROWS = tuple(r for r in mnist_table.ROWS if mnist_table.KIND[r] != 'flow')  # Diffusion rows.
@@ -37,28 +37,25 @@ BUCKETS = (('t=0 (decoder)', 0, 1), ('t=1', 1, 2), ('t=2..9', 2, 10), ('t=10..99
 
 def breakdown(workdir: str, num_examples: int, estimator_draws: int = 200) -> dict:
   """Mean bits/dim of each term over `num_examples` test images."""
-  config = mnist_table.saved_config(workdir)
-  model = build_model(config)
-  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
-  train_images, _ = input_pipeline.load_split(config.data, 'train')
-  test_images, _ = input_pipeline.load_split(config.data, 'test')
-  state, step = evaluate.restore_state(config, workdir, trainer,
-                                       train_images[:config.train.batch_size], 'latest')
-  fn = jax.jit(model.full_bound_terms)
+  run = run_lib.load_run(workdir, 'latest', mnist_table.saved_config(workdir))
+  model, params = run.model, run.state.ema_params
+  test_images, _ = input_pipeline.load_split(run.config.data, 'test')
+  terms = jax.jit(model.full_bound_terms)
   d = model_common.num_dims(model.image_shape)
   to_bits = lambda nats: float(np.mean(nats)) / (d * math.log(2))
   # The DiffFlow's flow with a standard normal prior instead of the diffusion (exact NLL).
   gaussian = (jax.jit(FlowOnly(flow=model.flow, image_shape=model.image_shape).eval_bpd)
               if isinstance(model, DiffFlow) else None)
-  parts = []
-  for i, (batch, mask) in enumerate(batching.eval_batches(test_images, 32, num_examples)):
-    key = jax.random.fold_in(trainer.base_key, i)
-    out = jax.device_get(fn(state.ema_params, batch, key))
+
+  def per_batch(batch: np.ndarray, key: jax.Array) -> dict:
+    """The bound's terms (and the flow's Gaussian NLL) per example of one batch."""
+    out = terms(params, batch, key)
     if gaussian is not None:
-      out['flow_gaussian_bpd'] = gaussian({'flow': state.ema_params['flow']}, batch, key)
-    keep = np.asarray(mask, bool)
-    parts.append({k: np.asarray(v)[keep] for k, v in out.items()})
-  cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+      out['flow_gaussian_bpd'] = gaussian({'flow': params['flow']}, batch, key)
+    return out
+
+  bound_key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND)
+  cat = likelihood.per_example(per_batch, test_images, num_examples, 32, bound_key)
   rows = {}
   if 'neg_logdet' in cat:
     rows['-log|det df/du|'] = to_bits(cat['neg_logdet'])
@@ -68,14 +65,10 @@ def breakdown(workdir: str, num_examples: int, estimator_draws: int = 200) -> di
     rows[name] = to_bits(cat['vlb_nats'][:, lo:hi].sum(axis=1))
   rows['total'] = sum(rows.values())
   x = test_images[:32]
-  full = float(np.mean(jax.jit(model.full_bpd)(state.ema_params, x, trainer.base_key)))
-  one = jax.jit(model.eval_bpd)
-  draws = np.stack([np.asarray(one(state.ema_params, x, jax.random.PRNGKey(i)))
-                    for i in range(estimator_draws)]).mean(axis=1)  # per draw: batch mean
-  estimator = {'full_bound_32': full, 'draws': estimator_draws, 'mean': float(draws.mean()),
-               'median': float(np.median(draws)), 'p10': float(np.percentile(draws, 10)),
-               'p90': float(np.percentile(draws, 90)), 'max': float(draws.max())}
-  result = {'step': step, 'num_examples': int(len(cat['prior_nats'])), 'bits_per_dim': rows,
+  full = float(np.mean(jax.jit(model.full_bpd)(params, x, jax.random.fold_in(bound_key, 0))))
+  draws = common.estimator_draws(run, x, estimator_draws)
+  estimator = {'full_bound_32': full, 'draws': estimator_draws, **common.spread(draws)}
+  result = {'step': run.step, 'num_examples': int(len(cat['prior_nats'])), 'bits_per_dim': rows,
             'one_sample_estimator': estimator}
   if 'flow_gaussian_bpd' in cat:
     result['flow_with_gaussian_prior_bpd'] = float(np.mean(cat['flow_gaussian_bpd']))

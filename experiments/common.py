@@ -4,26 +4,37 @@ import os
 import time
 from typing import Dict, List
 
-import ml_collections
+import jax
+import numpy as np
 
-
-from dfflows import train, visualize
+from dfflows import rng, train, visualize
 from dfflows.data import input_pipeline
 from dfflows.metrics.bpd import bits_per_real_pixel
-
-
-def workdir_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run saved in `workdir` (config.json)."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    return ml_collections.ConfigDict(json.load(f))
+from dfflows.training.run import Run, saved_config
 
 
 def real_pixel_factor(workdir: str) -> float:
   """Bits per model dim -> bits per real (unpadded) pixel for the run in `workdir`: the
   model's dims over the real pixels (1024 / 784 for MNIST zero-padded to 32x32)."""
-  data = workdir_config(workdir).data
+  data = saved_config(workdir).data
   return bits_per_real_pixel(1.0, data.image_size**2 * data.channels,
                              input_pipeline.real_pixel_count(data))
+
+
+def estimator_draws(run: Run, images: np.ndarray, draws: int) -> np.ndarray:
+  """`draws` batch means of the run's one-sample bound estimate (`model.eval_bpd`, EMA
+  params) on `images`, draw i with key i of the EXPERIMENT_ESTIMATES stream."""
+  key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_ESTIMATES)
+  one = jax.jit(run.model.eval_bpd)
+  return np.asarray([float(np.mean(one(run.state.ema_params, images, jax.random.fold_in(key, i))))
+                     for i in range(draws)])
+
+
+def spread(values: np.ndarray) -> Dict[str, float]:
+  """Mean, std, median, 10% and 90% quantiles and max of `values`."""
+  return {'mean': float(values.mean()), 'std': float(values.std(ddof=1)),
+          'median': float(np.median(values)), 'p10': float(np.percentile(values, 10)),
+          'p90': float(np.percentile(values, 90)), 'max': float(values.max())}
 
 
 def run(config, workdir: str) -> Dict:

@@ -26,24 +26,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfflows import evaluate, machine
+from dfflows import machine, rng
 from dfflows.data import input_pipeline
 from dfflows.diffusion import timesteps
-from dfflows.models.build import build_model
-from dfflows.training import trainer as trainer_lib
+from dfflows.training import run as run_lib
 from experiments import common
 
 BATCH = 32
 
 
 def draw_estimates(vlb: np.ndarray, prior: np.ndarray, probs: np.ndarray, include_last: bool,
-                   rng: np.random.Generator, draws: int) -> np.ndarray:
+                   t_rng: np.random.Generator, draws: int) -> np.ndarray:
   """Batch-mean estimates (nats) from per-example terms vlb [B, T] with t ~ probs."""
   b, t_max = vlb.shape
   cdf = np.cumsum(probs)
   out = []
   for _ in range(draws):
-    u = (rng.uniform() + np.arange(b) / b) % 1.0 if include_last else rng.uniform(size=b)
+    u = (t_rng.uniform() + np.arange(b) / b) % 1.0 if include_last else t_rng.uniform(size=b)
     t = np.minimum(np.searchsorted(cdf, u, side='right'), t_max - 1)
     est = prior + vlb[:, 0] + vlb[np.arange(b), t] / probs[t]
     if include_last:
@@ -67,16 +66,12 @@ def main():
   parser.add_argument('--draws', type=int, default=400)
   parser.add_argument('--name', default='estimator_spread')
   args = parser.parse_args()
-  config = common.workdir_config(args.workdir)
-  model = build_model(config)
-  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
-  train_images, _ = input_pipeline.load_split(config.data, 'train')
-  test_images, _ = input_pipeline.load_split(config.data, 'test')
-  state, step = evaluate.restore_state(config, args.workdir, trainer,
-                                       train_images[:config.train.batch_size], 'latest')
-  params, x = state.ema_params, jnp.asarray(test_images[:BATCH])
-
-  full = jax.device_get(jax.jit(model.full_bound_terms)(params, x, trainer.base_key))
+  run = run_lib.load_run(args.workdir, 'latest')
+  model, step = run.model, run.step
+  test_images, _ = input_pipeline.load_split(run.config.data, 'test')
+  x = jnp.asarray(test_images[:BATCH])
+  key = jax.random.fold_in(rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND), 0)
+  full = jax.device_get(jax.jit(model.full_bound_terms)(run.state.ema_params, x, key))
   logdet = -full['neg_logdet']
   vlb, prior = np.asarray(full['vlb_nats'], np.float64), np.asarray(full['prior_nats'], np.float64)
   d = int(np.prod(model.image_shape))
@@ -91,21 +86,14 @@ def main():
           timesteps.timestep_probs(model.diffusion.alphas_cumprod, 'importance'), True),
       'loss-aware (p_t ~ RMS of L_t over these images)': (loss_aware_probs(vlb), True),
   }
-  rng = np.random.default_rng(0)
+  t_rng = np.random.default_rng(0)  # Which t each simulated draw takes (numpy, fixed seed).
   full_bpd = float(to_bpd(vlb.sum(1).mean() + prior.mean()))
   rows = {}
   for name, (probs, include_last) in estimators.items():
-    est = to_bpd(draw_estimates(vlb, prior, probs, include_last, rng, args.draws))
-    rows[name] = {'mean': float(est.mean()), 'std': float(est.std(ddof=1)),
-                  'median': float(np.median(est)), 'p10': float(np.percentile(est, 10)),
-                  'p90': float(np.percentile(est, 90)), 'max': float(est.max())}
-  one = jax.jit(model.eval_bpd)
-  own = np.asarray([float(np.mean(one(params, x, jax.random.PRNGKey(i))))
-                    for i in range(min(args.draws, 100))])
-  rows['model.eval_bpd (fresh noise and t)'] = {
-      'mean': float(own.mean()), 'std': float(own.std(ddof=1)), 'median': float(np.median(own)),
-      'p10': float(np.percentile(own, 10)), 'p90': float(np.percentile(own, 90)),
-      'max': float(own.max())}
+    est = to_bpd(draw_estimates(vlb, prior, probs, include_last, t_rng, args.draws))
+    rows[name] = common.spread(est)
+  rows['model.eval_bpd (fresh noise and t)'] = common.spread(
+      common.estimator_draws(run, x, min(args.draws, 100)))
   ratio = rows['uniform, all t (before)']['std'] / rows[
       'importance (t_sampling=importance, default)']['std']
   factor = common.real_pixel_factor(args.workdir)  # Bits per model dim -> per real pixel.

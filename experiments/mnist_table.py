@@ -11,7 +11,7 @@ flow steps per level, so that its parameter count matches the DiffFlow's, the pi
 ch_mult (1, 2, 2),
 and the row `diffflow_nsf` is a DiffFlow with the NSF's flow and a U-Net of width 8)
 for about the same wall time (the step counts are set from
-benchmarks/bench_train.py's step times), evaluates each with dfflows.evaluate
+benchmarks/bench_train.py's step times), evaluates each as dfflows.evaluate does
 (full bound over all t, FID with the dfflows MNIST classifier, sampling time) and
 writes experiments/results/mnist_table.{md,json}, mnist_table_bpd.png (bits/dim vs
 step) and mnist_table_samples_<model>.png. Reruns resume training and reuse a
@@ -30,8 +30,10 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import ml_collections  # pylint: disable=g-import-not-at-top
 
 from configs import default
-from dfflows import evaluate, machine, train, visualize
-from dfflows.training import trainer as trainer_lib
+from dfflows import machine, train, visualize
+from dfflows.metrics import evaluation, likelihood
+from dfflows.training import config_checks
+from dfflows.training import run as run_lib
 from experiments import common
 
 # Table row -> its `model.kind` (make_config sets each row's sizes), in table order.
@@ -81,8 +83,7 @@ def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
 
 def saved_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run of this script trained in `workdir` (rebuilt from its config.json)."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    saved = json.load(f)
+  saved = config_checks.load_saved_config(workdir)
   args = argparse.Namespace(dataset=saved['data']['name'], manual_dir=saved['data']['manual_dir'],
                             eval_examples=saved['eval']['num_examples'],
                             fid_samples=saved['eval']['fid_num_samples'])
@@ -108,24 +109,15 @@ def run_row(row: str, steps: int, args) -> Dict:
     src = os.path.join(args.workdir, ROWS[0], name)
     if row != ROWS[0] and os.path.exists(src):
       shutil.copy(src, os.path.join(workdir, name))
-  return evaluate.evaluate(config, workdir, 'latest')
+  return evaluation.evaluate_run(config, workdir, 'latest')
 
 
 def trajectory_strip(workdir: str) -> str:
   """The DiffFlow run's reverse-trajectory strip (made if missing), copied to the results."""
-  path = os.path.join(workdir, 'diffflow', 'eval_trajectory.png')
+  run_dir = os.path.join(workdir, 'diffflow')
+  path = os.path.join(run_dir, 'eval_trajectory.png')
   if not os.path.exists(path):
-    import jax  # pylint: disable=g-import-not-at-top
-    from dfflows.data import input_pipeline  # pylint: disable=g-import-not-at-top
-    from dfflows.models.build import build_model  # pylint: disable=g-import-not-at-top
-    config = saved_config(os.path.join(workdir, 'diffflow'))
-    trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
-    images, _ = input_pipeline.load_split(config.data, 'train')
-    state, _ = evaluate.restore_state(config, os.path.join(workdir, 'diffflow'), trainer,
-                                      images[:config.train.batch_size], 'latest')
-    z, x = jax.jit(trainer.model.trajectory, static_argnames=('num', 'num_steps'))(
-        state.ema_params, jax.random.PRNGKey(7), num=4, num_steps=config.diffusion.sample_steps)
-    visualize.save_trajectory_strip(z, x, path)
+    evaluation.save_trajectory(run_lib.load_run(run_dir, 'latest', saved_config(run_dir)), path)
   out = os.path.join(common.results_dir(), 'mnist_table_trajectory_diffflow.png')
   shutil.copy(path, out)
   return out
@@ -143,9 +135,9 @@ def report(args, steps: Dict[str, int]) -> None:
     with open(os.path.join(workdir, 'train_wall_seconds.json')) as f:
       results[row]['train_wall_seconds'] = json.load(f)['wall_seconds']
     if 'bpd_per_real_pixel' not in results[row]:  # An eval.json written before that unit.
-      data = common.workdir_config(workdir).data
-      results[row].update(evaluate.real_pixel_fields(results[row], data,
-                                                     data.image_size**2 * data.channels))
+      data = run_lib.saved_config(workdir).data
+      results[row].update(likelihood.real_pixel_fields(results[row], data,
+                                                       data.image_size**2 * data.channels))
     curves[row] = {key: common.series(metrics, key) for key in ('train/bpd', 'eval/bpd')}
     shutil.copy(os.path.join(workdir, 'eval_samples.png'),
                 os.path.join(out, f'mnist_table_samples_{row}.png'))

@@ -19,29 +19,26 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-from dfflows import evaluate, machine, rng
+from dfflows import machine, rng
 from dfflows.data import input_pipeline
-from dfflows.models.build import build_model
-from dfflows.training import trainer as trainer_lib
+from dfflows.metrics import sampling
+from dfflows.metrics.fid_features import fid_features, samples_fid
+from dfflows.training import run as run_lib
 from experiments import common, mnist_table
 
 
 def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
   """FID of n samples and seconds for 25 samples of the run in `workdir` at `steps` steps."""
-  model = build_model(config)
-  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
-  train_images, _ = input_pipeline.load_split(config.data, 'train')
-  state, step = evaluate.restore_state(config, workdir, trainer, train_images[:config.train.batch_size],
-                                       'latest')
-  params = state.ema_params
-  key = rng.stream(trainer.base_key, rng.Stream.EXPERIMENT_SAMPLES)
-  seconds = evaluate.time_sampling(trainer.sample, params, key, 25, steps, 1.0)
-  features = evaluate.fid_features(config, workdir)
+  run = run_lib.load_run(workdir, 'latest', config)
+  sample, params = run.trainer.sample, run.state.ema_params
+  key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_SAMPLES)
+  seconds = sampling.time_sampling(sample, params, key, 25, steps, 1.0)
+  features = fid_features(config, workdir)
   test_images, _ = input_pipeline.load_split(config.data, 'test')
-  samples = evaluate.draw_samples(trainer.sample, params, key, n, steps, 1.0, min(n, 128))
-  value = evaluate.samples_fid(features, workdir, test_images, samples)
-  return {'train_step': step, 'fid': value, 'seconds_for_25_samples': seconds,
-          'network_evals_per_sample': model.sampling_plan(steps).network_evals}
+  samples = sampling.draw_samples(sample, params, key, n, steps, 1.0, min(n, 128))
+  value = samples_fid(features, workdir, test_images, samples)
+  return {'train_step': run.step, 'fid': value, 'seconds_for_25_samples': seconds,
+          'network_evals_per_sample': run.model.sampling_plan(steps).network_evals}
 
 
 def write(rows, args) -> None:

@@ -15,7 +15,6 @@ the one-core step time (compile, evals and checkpoints excluded), stage 1 includ
 """
 import argparse
 import json
-import math
 import os
 from typing import Dict, List, Tuple
 
@@ -25,11 +24,11 @@ import numpy as np
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from dfflows import evaluate, train, visualize
+from dfflows import rng, train, visualize
 from dfflows.data import input_pipeline
-from dfflows.models.build import build_model
+from dfflows.metrics import likelihood, stats
 from dfflows.models.flow_only import FlowOnly
-from dfflows.training import trainer as trainer_lib
+from dfflows.training import run as run_lib
 from experiments import common
 
 
@@ -127,17 +126,14 @@ def flow_alone_bpd(workdir: str, num_examples: int = 256) -> Dict[str, float]:
   Beside the DiffFlow's bound it splits the gap to the NSF into the flow's part (this NLL
   against the NSF's) and the diffusion prior's part (this NLL minus the bound).
   """
-  config = common.workdir_config(workdir)
-  model = build_model(config)
-  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
-  test_images, _ = input_pipeline.load_split(config.data, 'test')
-  state, step = evaluate.restore_state(config, workdir, trainer, test_images[:config.train.batch_size],
-                                       'latest')
-  flow_only = trainer_lib.Trainer(
-      config, FlowOnly(flow=model.flow, image_shape=model.image_shape), trainer.mesh)
-  out = evaluate.bpd_and_mse(flow_only, {'flow': state.ema_params['flow']}, test_images,
-                             num_examples, config.eval.batch_size)
-  return {'step': step, 'flow_alone_bpd': out['bpd'], 'flow_alone_bpd_stderr': out['bpd_stderr'],
+  run = run_lib.load_run(workdir, 'latest')
+  test_images, _ = input_pipeline.load_split(run.config.data, 'test')
+  flow_only = FlowOnly(flow=run.model.flow, image_shape=run.model.image_shape)
+  out = likelihood.full_bpd(flow_only, {'flow': run.state.ema_params['flow']}, test_images,
+                            num_examples, run.config.eval.batch_size,
+                            rng.stream(run.trainer.base_key, rng.Stream.EVAL_BPD))
+  return {'step': run.step, 'flow_alone_bpd': out['bpd'],
+          'flow_alone_bpd_stderr': out['bpd_stderr'],
           'flow_alone_bpd_real': out['bpd'] * common.real_pixel_factor(workdir)}
 
 
@@ -155,9 +151,9 @@ def paired_differences(nsf: str, workdir: str) -> Dict[str, Dict[str, float]]:
       continue
     mine = np.asarray(ev['model'][f'{key}_per_example'])
     diff = mine - nsf_bpd[:len(mine)]
-    stderr = float(diff.std(ddof=1) / math.sqrt(len(diff)))
-    out[key] = {'mean_diff': float(diff.mean()), 'paired_stderr': stderr,
-                'mean_diff_real': float(diff.mean()) * factor, 'paired_stderr_real': stderr * factor,
+    mean, stderr = stats.mean_and_stderr(diff)
+    out[key] = {'mean_diff': mean, 'paired_stderr': stderr,
+                'mean_diff_real': mean * factor, 'paired_stderr_real': stderr * factor,
                 'num_images': int(len(diff))}
   return out
 

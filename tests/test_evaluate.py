@@ -3,7 +3,8 @@ bits per real pixel beside bits per model dim in eval.json."""
 import numpy as np
 import pytest
 
-from dfflows import evaluate
+from dfflows.metrics import likelihood
+from dfflows.metrics.fid_features import fid_features
 from dfflows.training import config_checks
 from tests.helpers import tiny_config
 from tests.metrics.inception_testing import fake_state_dict, random_variables
@@ -18,14 +19,14 @@ def _rgb_config(**eval_settings):
 
 
 def test_rgb_without_inception_weights_has_no_fid_features(tmp_path):
-  assert evaluate.fid_features(_rgb_config(), str(tmp_path)) is None
+  assert fid_features(_rgb_config(), str(tmp_path)) is None
 
 
 def test_rgb_uses_inception_features_from_the_weights_file(tmp_path):
   path = tmp_path / 'pt_inception.npz'
   np.savez(path, **fake_state_dict(random_variables(), np.random.default_rng(0)))
-  features = evaluate.fid_features(_rgb_config(inception_weights=str(path), inception_dim=64),
-                                   str(tmp_path))
+  features = fid_features(_rgb_config(inception_weights=str(path), inception_dim=64),
+                          str(tmp_path))
   assert features.tag == 'inception64' and features.classifier_params is None
   images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
   out = np.asarray(features.fn(images))
@@ -36,7 +37,7 @@ def test_rgb_uses_inception_features_from_the_weights_file(tmp_path):
 def test_missing_inception_weights_file_is_an_error(tmp_path):
   config = _rgb_config(inception_weights=str(tmp_path / 'absent.npz'))
   with pytest.raises(FileNotFoundError, match='absent.npz'):
-    evaluate.fid_features(config, str(tmp_path))
+    fid_features(config, str(tmp_path))
 
 
 def test_the_mnist_classifier_is_refused_for_rgb_images():
@@ -49,7 +50,7 @@ def test_eval_json_reports_bits_per_real_pixel_of_padded_mnist():
   config = tiny_config('diffflow')  # mnist_embedded, zero-padded 28x28 -> 32x32.
   result = {'bpd': 1.201, 'bpd_stderr': 0.016, 'bpd_raw_params': 1.25,
             'bpd_raw_params_stderr': 0.02}
-  fields = evaluate.real_pixel_fields(result, config.data, 32 * 32)
+  fields = likelihood.real_pixel_fields(result, config.data, 32 * 32)
   assert fields['model_dims'] == 1024 and fields['real_pixels'] == 784
   for key in ('bpd', 'bpd_stderr', 'bpd_raw_params', 'bpd_raw_params_stderr'):
     per_pixel = key.replace('_stderr', '') + '_per_real_pixel' + (
@@ -60,5 +61,5 @@ def test_eval_json_reports_bits_per_real_pixel_of_padded_mnist():
                                 'padding)')
   assert 'bits per real pixel' in fields['bpd_per_real_pixel_unit']
   # RGB data without padding: the two units agree.
-  rgb = evaluate.real_pixel_fields({'bpd': 3.0}, _rgb_config().data, 32 * 32 * 3)
+  rgb = likelihood.real_pixel_fields({'bpd': 3.0}, _rgb_config().data, 32 * 32 * 3)
   assert rgb['bpd_per_real_pixel'] == 3.0 and 'no padding' in rgb['bpd_unit']

@@ -217,22 +217,22 @@ def test_workdir_of_an_older_version_resumes_with_removed_and_added_keys(tmp_pat
 
 
 def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
-  from dfflows import evaluate  # pylint: disable=g-import-not-at-top
+  from dfflows.metrics import evaluation  # pylint: disable=g-import-not-at-top
+  from dfflows.training.run import load_run  # pylint: disable=g-import-not-at-top
   config = tiny_run.config.copy_and_resolve_references()
-  config.eval.classifier_steps = 20  # An eval setting: the run's workdir accepts it.
+  config.eval.classifier_steps = 20  # Eval settings: the run's workdir accepts them.
+  config.eval.num_examples, config.eval.fid_num_samples = 8, 16
   workdir = copy_run(tiny_run, tmp_path / 'run')
-  result = evaluate.evaluate(config, workdir, 'latest', num_examples=8, fid_samples=16)
+  result = evaluation.evaluate_run(config, workdir, 'latest')
   saved = json.load(open(os.path.join(workdir, 'eval.json')))
   assert saved == result
   assert result['step'] == 4 and result['bpd_num_examples'] == 8
   # The reported bits/dim is the full bound of the latest EMA params on the first 8 test
   # images, computed here directly with the stream evaluate documents.
-  model = build_model(config)
-  trainer = trainer_lib.Trainer(config, model, trainer_lib.make_mesh())
+  run = load_run(workdir, 'latest')
   test_images, _ = input_pipeline.load_split(config.data, 'test')
-  state, _ = evaluate.restore_state(config, workdir, trainer, test_images[:8], 'latest')
-  key = jax.random.fold_in(rng.stream(trainer.base_key, rng.Stream.EVAL_BPD), 0)
-  direct = np.asarray(jax.jit(model.full_bpd)(state.ema_params, test_images[:8], key))
+  key = jax.random.fold_in(rng.stream(run.trainer.base_key, rng.Stream.EVAL_BPD), 0)
+  direct = np.asarray(jax.jit(run.model.full_bpd)(run.state.ema_params, test_images[:8], key))
   np.testing.assert_allclose(result['bpd'], direct.mean(), rtol=1e-5)
   np.testing.assert_allclose(result['bpd_stderr'], direct.std(ddof=1) / np.sqrt(8), rtol=1e-4)
   assert result['bpd_estimator'] == 'full variational bound, every t summed'

@@ -144,12 +144,21 @@ def _upgrade_saved(saved: dict) -> dict:
   return saved
 
 
+def load_saved_config(workdir: str) -> dict:
+  """The config a run saved in `workdir` (its config.json), as a nested dict."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{workdir!r} holds no {CONFIG_FILE}; expected the workdir of a run '
+                            'trained with dfflows.main.')
+  with open(path) as f:
+    return json.load(f)
+
+
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Saves the config in a new workdir; raises ValueError if it holds a different run."""
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(path):
-    with open(path) as f:
-      saved = _upgrade_saved(json.load(f))
+    saved = _upgrade_saved(load_saved_config(workdir))
     diffs = list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
                        _model_sections(config)))
     if diffs:

@@ -10,7 +10,6 @@ the number of devices. Needs no TensorFlow or clu (the training loop in
 benchmarks run where only JAX is installed.
 """
 import functools
-import math
 from typing import Any, Dict, Tuple
 
 import jax
@@ -21,6 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dfflows import rng
 from dfflows.data import batching
+from dfflows.metrics import stats
 from dfflows.models.interface import Model
 from dfflows.training.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
                                  create_train_state, ema_decay_at, ema_update)
@@ -87,10 +87,8 @@ def train_steps(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Ar
 
 def eval_sums(model: Model, params: Any, key: jax.Array, batch: jnp.ndarray,
               mask: jnp.ndarray) -> jnp.ndarray:
-  """[sum bpd, sum bpd^2, count] over the unmasked examples of a batch."""
-  bpd = model.eval_bpd(params, batch, key)
-  m = mask.astype(jnp.float32)
-  return jnp.stack([jnp.sum(bpd * m), jnp.sum(bpd**2 * m), jnp.sum(m)])
+  """`stats.moment_sums` of the eval bits/dim over the unmasked examples of a batch."""
+  return jnp.stack(stats.moment_sums(model.eval_bpd(params, batch, key), mask))
 
 
 class Trainer:
@@ -117,6 +115,17 @@ class Trainer:
     params = jax.jit(self.model.init)(init_key, init_batch)
     return jax.device_put(create_train_state(params, self.tx), self.replicated)
 
+  def abstract_state(self) -> TrainState:
+    """The shapes, dtypes and (replicated) shardings of `init_state`'s state, computed
+    without running init or loading images: a target to restore a checkpoint into."""
+    init_key = rng.stream(self.base_key, rng.Stream.INIT)
+    batch = jax.ShapeDtypeStruct((self.config.train.batch_size, *self.model.image_shape),
+                                 jnp.uint8)
+    shapes = jax.eval_shape(lambda x: create_train_state(self.model.init(init_key, x), self.tx),
+                            batch)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.replicated),
+                        shapes)
+
   def global_array(self, local: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """Assembles per-process batches into one sharded global array."""
     return jax.make_array_from_process_local_data(sharding, local)
@@ -131,6 +140,4 @@ class Trainer:
                                                    jax.process_count()):
       total += np.asarray(self.eval(params, key, self.global_array(batch, self.data),
                                     self.global_array(mask, self.data)))
-    mean = total[0] / total[2]
-    var = max(total[1] / total[2] - mean**2, 0.0)
-    return float(mean), float(math.sqrt(var / total[2]))
+    return stats.mean_and_stderr_of_sums(total)

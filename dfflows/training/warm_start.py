@@ -10,7 +10,6 @@ on the bound goes on from there. A run that resumes from its own checkpoint igno
 warm start.
 """
 import json
-import os
 from typing import Any
 
 import jax
@@ -22,16 +21,6 @@ from dfflows.training.train_state import TrainState, create_optimizer, create_tr
 
 # Settings of the source run that must equal this run's for its flow params to fit.
 MATCHING_KEYS = ('data.image_size', 'data.channels')
-
-
-def read_saved_config(workdir: str) -> dict:
-  """The config a run saved in `workdir` (config.json), as a nested dict."""
-  path = os.path.join(workdir, config_checks.CONFIG_FILE)
-  if not os.path.exists(path):
-    raise ValueError(f'config.model.warm_start={workdir!r} holds no {config_checks.CONFIG_FILE};'
-                     ' expected the workdir of a trained flow-only run.')
-  with open(path) as f:
-    return json.load(f)
 
 
 def check_source(config: ml_collections.ConfigDict, saved: dict) -> None:
@@ -61,7 +50,10 @@ def _source_target(flow_params: Any, optim: dict, num_steps: int) -> TrainState:
 def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainState:
   """`state` with its flow params and EMA flow params from `config.model.warm_start`."""
   source = config.model.warm_start
-  saved = read_saved_config(source)
+  try:
+    saved = config_checks.load_saved_config(source)
+  except FileNotFoundError as e:
+    raise ValueError(f'config.model.warm_start={source!r}: {e}') from None
   check_source(config, saved)
   target = _source_target(state.params['flow'], saved['optim'], saved['train']['num_steps'])
   ckpts = Checkpoints(source, saved['train']['keep_checkpoints'])

@@ -1,0 +1,49 @@
+"""Test-set metrics over padded eval batches: the padding never enters a mean."""
+import jax
+import numpy as np
+
+from dfflows.metrics import likelihood
+from dfflows.models.build import build_model
+from tests.helpers import random_images, tiny_config
+
+
+def test_eps_mse_is_the_mean_over_real_examples_of_each_ones_l_simple():
+  config = tiny_config('ddpm')
+  model = build_model(config)
+  images = random_images(5, seed=2)
+  params = model.init(jax.random.PRNGKey(0), images[:4])
+  key = jax.random.PRNGKey(1)
+  # 5 examples in batches of 4: the second batch is one image and three zero-padded rows.
+  got = likelihood.eps_mse(model, params, images, 5, 4, key)
+  # Independently: each real example alone through the loss, with the documented keys
+  # (batch i: fold_in(key, i); its example j: split of that into 4, key j).
+  loss = jax.jit(lambda x, k: model.loss(params, x, k, train=False)[1]['l_simple'])
+  direct = []
+  for i, start in enumerate((0, 4)):
+    keys = jax.random.split(jax.random.fold_in(key, i), 4)
+    for j in range(min(4, 5 - start)):
+      direct.append(float(loss(images[start + j][None], keys[j])))
+  np.testing.assert_allclose(got, np.mean(direct), rtol=1e-5)
+  # The padded rows' l_simple differs from the real ones': averaging batch means (as before)
+  # gives another number.
+  padded = np.concatenate([images[4:], np.zeros((3,) + images.shape[1:], np.uint8)])
+  keys = jax.random.split(jax.random.fold_in(key, 1), 4)
+  pads = [float(loss(padded[j][None], keys[j])) for j in range(4)]
+  batch_means = [np.mean(direct[:4]), np.mean(pads)]
+  assert abs(np.mean(batch_means) - got) > 1e-3 * got
+
+
+def test_full_bpd_drops_the_padding_and_reports_mean_and_stderr():
+  config = tiny_config('flow')
+  model = build_model(config)
+  images = random_images(7, seed=3)
+  params = model.init(jax.random.PRNGKey(0), images[:4])
+  key = jax.random.PRNGKey(4)
+  out = likelihood.full_bpd(model, params, images, 7, 4, key)
+  full = jax.jit(model.full_bpd)
+  direct = np.concatenate([np.asarray(full(params, images[:4], jax.random.fold_in(key, 0))),
+                           np.asarray(full(params, images[4:], jax.random.fold_in(key, 1)))])
+  np.testing.assert_allclose(out['bpd_per_example'], direct, rtol=1e-5)
+  assert out['bpd_num_examples'] == 7
+  np.testing.assert_allclose(out['bpd'], direct.mean(), rtol=1e-5)
+  np.testing.assert_allclose(out['bpd_stderr'], direct.std(ddof=1) / np.sqrt(7), rtol=1e-4)

@@ -1,0 +1,52 @@
+"""load_run: a trained run restored from its workdir alone, without reading any images."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from dfflows.data import input_pipeline
+from dfflows.training import run as run_lib
+from tests.helpers import copy_run, param_leaves
+
+
+@pytest.fixture
+def no_images(monkeypatch):
+  """Any read of a data split fails: load_run must not need one."""
+  def refuse(*args, **kwargs):
+    raise AssertionError('load_run read a data split')
+  monkeypatch.setattr(input_pipeline, 'load_split', refuse)
+
+
+def test_load_run_restores_the_saved_config_and_state(tiny_run, no_images):
+  run = run_lib.load_run(tiny_run.workdir, 'latest')
+  assert run.step == 4 and int(run.state.step) == 4
+  assert run.config.flow.hidden_channels == tiny_run.config.flow.hidden_channels
+  assert run.model is run.trainer.model
+  for x, y in zip(param_leaves(tiny_run.state), param_leaves(run.state)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_best_is_the_best_checkpoint_and_falls_back_to_latest(tiny_run, tmp_path, no_images):
+  workdir = copy_run(tiny_run, tmp_path / 'run')
+  shutil.rmtree(os.path.join(workdir, 'checkpoints', '4'))  # Latest is now step 2; best is 4.
+  assert run_lib.load_run(workdir, 'latest').step == 2
+  assert run_lib.load_run(workdir, 'best').step == 4
+  shutil.rmtree(os.path.join(workdir, 'best'))
+  assert run_lib.load_run(workdir, 'best').step == 2
+
+
+def test_missing_run_is_a_clear_error(tiny_run, tmp_path, no_images):
+  with pytest.raises(FileNotFoundError, match='holds no config.json'):
+    run_lib.load_run(str(tmp_path))
+  workdir = copy_run(tiny_run, tmp_path / 'run')
+  for name in ('checkpoints', 'best'):
+    shutil.rmtree(os.path.join(workdir, name))
+  with pytest.raises(FileNotFoundError, match='No checkpoint in .*; train first'):
+    run_lib.load_run(workdir)
+  absent = tmp_path / 'absent'
+  with pytest.raises(FileNotFoundError, match='no such directory'):
+    run_lib.load_run(str(absent), config=tiny_run.config)
+  assert not absent.exists()
+  with pytest.raises(ValueError, match="which='first' is not one of"):
+    run_lib.load_run(tiny_run.workdir, 'first')
