@@ -1,11 +1,13 @@
-"""Spread of the bound's one-sample estimate on a trained DiffFlow: uniform vs importance t.
+"""Spread of the bound's one-sample estimate on a trained DiffFlow or pixel DDPM: which t.
 
   python -m experiments.estimator_spread --workdir runs/default [--num_examples 64]
       [--draws 400] [--name estimator_spread]
 
 On the run's EMA params, the full bound's per-timestep terms L_t (one x_t per t and
 example, as `dfflows.evaluate` computes them) are used to draw estimates of the mean
-bound over batches of 32 test images under three estimators:
+bound over batches of 32 test images under these estimators:
+- 'T L_t': prior + T L_t, t ~ U{0..T-1} independently: the pixel DDPM's training metric
+  (its hybrid loss's draw);
 - 'uniform, all t' (before): prior + L_0 + (T-1) L_t, t ~ U{1..T-1} independently;
 - 'uniform' (now, `model.t_sampling='uniform'`): prior + L_0 + L_{T-1} + (T-2) L_t,
   t ~ U{1..T-2}, stratified;
@@ -15,7 +17,7 @@ bound over batches of 32 test images under three estimators:
   images (mixed with 0.1% uniform): what improved-diffusion's LossSecondMomentResampler
   converges to, fitted to the very terms it is scored on, so an upper bound on its gain.
 With the L_t fixed, the draws isolate the spread that the choice of t causes; all
-three have the full bound as their mean. It also draws the model's own estimate
+have the full bound as their mean. It also draws the model's own estimate
 (`eval_bpd`, fresh noise too) as a check. Writes experiments/results/<name>.{md,json}.
 """
 import argparse
@@ -29,24 +31,24 @@ import numpy as np
 from dfflows import machine, rng
 from dfflows.data import input_pipeline
 from dfflows.diffusion import timesteps
+from dfflows.metrics import bpd as bpd_lib
 from dfflows.training import run as run_lib
 from experiments import common
 
 BATCH = 32
 
 
-def draw_estimates(vlb: np.ndarray, prior: np.ndarray, probs: np.ndarray, include_last: bool,
-                   t_rng: np.random.Generator, draws: int) -> np.ndarray:
-  """Batch-mean estimates (nats) from per-example terms vlb [B, T] with t ~ probs."""
+def draw_estimates(vlb: np.ndarray, prior: np.ndarray, probs: np.ndarray, always: tuple,
+                   stratified: bool, t_rng: np.random.Generator, draws: int) -> np.ndarray:
+  """Batch-mean estimates (nats) from per-example terms vlb [B, T]: the terms at `always`
+  plus L_t / p_t with t ~ probs (stratified over the batch or independent)."""
   b, t_max = vlb.shape
   cdf = np.cumsum(probs)
   out = []
   for _ in range(draws):
-    u = (t_rng.uniform() + np.arange(b) / b) % 1.0 if include_last else t_rng.uniform(size=b)
+    u = (t_rng.uniform() + np.arange(b) / b) % 1.0 if stratified else t_rng.uniform(size=b)
     t = np.minimum(np.searchsorted(cdf, u, side='right'), t_max - 1)
-    est = prior + vlb[:, 0] + vlb[np.arange(b), t] / probs[t]
-    if include_last:
-      est = est + vlb[:, -1]
+    est = prior + vlb[:, list(always)].sum(1) + vlb[np.arange(b), t] / probs[t]
     out.append(est.mean())
   return np.asarray(out)
 
@@ -72,25 +74,30 @@ def main():
   x = jnp.asarray(test_images[:BATCH])
   key = jax.random.fold_in(rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND), 0)
   full = jax.device_get(jax.jit(model.full_bound_terms)(run.state.ema_params, x, key))
-  logdet = -full['neg_logdet']
   vlb, prior = np.asarray(full['vlb_nats'], np.float64), np.asarray(full['prior_nats'], np.float64)
   d = int(np.prod(model.image_shape))
-  to_bpd = lambda nats: (nats - float(np.mean(logdet))) / (d * math.log(2)) + 8.0
+  if 'neg_logdet' in full:  # A DiffFlow: a density of the dequantised image.
+    neg_logdet = float(np.mean(full['neg_logdet']))
+    to_bpd = lambda nats: bpd_lib.continuous_nats_to_bpd(nats + neg_logdet, d)
+  else:  # The pixel DDPM: a probability of the 8-bit image.
+    to_bpd = lambda nats: bpd_lib.discrete_nats_to_bpd(nats, d)
   t_count = vlb.shape[1]
-  uniform_all = np.r_[0.0, np.full(t_count - 1, 1.0 / (t_count - 1))]
+  ends = (0, t_count - 1)
+  probs = lambda kind: timesteps.timestep_probs(model.diffusion.alphas_cumprod, kind)
   estimators = {
-      'uniform, all t (before)': (uniform_all, False),
-      'uniform (t_sampling=uniform)': (timesteps.timestep_probs(model.diffusion.alphas_cumprod,
-                                                                'uniform'), True),
-      'importance (t_sampling=importance, default)': (
-          timesteps.timestep_probs(model.diffusion.alphas_cumprod, 'importance'), True),
-      'loss-aware (p_t ~ RMS of L_t over these images)': (loss_aware_probs(vlb), True),
+      "T L_t, t ~ U{0..T-1} (the pixel DDPM's train/bpd)": (
+          np.full(t_count, 1.0 / t_count), (), False),
+      'uniform, all t (before)': (np.r_[0.0, np.full(t_count - 1, 1.0 / (t_count - 1))], (0,),
+                                  False),
+      'uniform (t_sampling=uniform)': (probs('uniform'), ends, True),
+      'importance (t_sampling=importance, default)': (probs('importance'), ends, True),
+      'loss-aware (p_t ~ RMS of L_t over these images)': (loss_aware_probs(vlb), ends, True),
   }
   t_rng = np.random.default_rng(0)  # Which t each simulated draw takes (numpy, fixed seed).
   full_bpd = float(to_bpd(vlb.sum(1).mean() + prior.mean()))
   rows = {}
-  for name, (probs, include_last) in estimators.items():
-    est = to_bpd(draw_estimates(vlb, prior, probs, include_last, t_rng, args.draws))
+  for name, (p, always, stratified) in estimators.items():
+    est = np.asarray(to_bpd(draw_estimates(vlb, prior, p, always, stratified, t_rng, args.draws)))
     rows[name] = common.spread(est)
   rows['model.eval_bpd (fresh noise and t)'] = common.spread(
       common.estimator_draws(run, x, min(args.draws, 100)))
