@@ -6,14 +6,13 @@ from typing import Iterable, List, Optional
 
 import ml_collections
 
-from dfflows.data.input_pipeline import DATASETS
+from dfflows.data.catalog import DATASETS
 from dfflows.diffusion.samplers import SAMPLERS
 from dfflows.diffusion.schedules import SCHEDULES
 from dfflows.diffusion.timesteps import T_SAMPLINGS
 from dfflows.flows.couplings import MASKS
 from dfflows.flows.multiscale import CONV1X1S, COUPLINGS
-from dfflows.metrics.fid import FID_FEATURES, resolve_features
-from dfflows.metrics.inception import BLOCK_DIMS
+from dfflows.metrics.fid import BLOCK_DIMS, FID_FEATURES, resolve_features
 from dfflows.models.build import MODEL_KINDS
 from dfflows.models.diffflow import OBJECTIVES, PRIORS, UNET_LOSSES
 from dfflows.nets.conv import CONV_IMPLS
