@@ -43,13 +43,6 @@ CHOICES = {
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
 RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling')
 CONFIG_FILE = 'config.json'
-# Keys that older workdirs saved and that no longer exist (nothing read them).
-REMOVED_KEYS = ('data.dequantization', 'eval.full_bound_every', 'optim.name')
-# Keys added after workdirs were first written: a saved config without one ran with
-# this value, so resuming it with the same value is not a difference.
-ADDED_KEYS = {'unet.dtype': 'float32', 'unet.remat': False, 'model.variance_skip': False,
-              'model.t_sampling': 'uniform', 'optim.ema_warmup': False,
-              'model.warm_start': '', 'model.warm_start_step': 0, 'model.prior': 'full'}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -126,29 +119,25 @@ def _diff(a: dict, b: dict, prefix: str = '') -> Iterable[str]:
       yield f'{prefix}{key}: {va!r} (workdir) vs {vb!r} (now)'
 
 
-def _upgrade_saved(saved: dict) -> dict:
-  """`saved` without REMOVED_KEYS and with the ADDED_KEYS it lacks set to their implied values."""
-  for dotted in REMOVED_KEYS:
-    *sections, key = dotted.split('.')
-    d = saved
-    for section in sections:
-      d = d.get(section, {})
-    d.pop(key, None)
-  for dotted, value in ADDED_KEYS.items():
-    *sections, key = dotted.split('.')
-    d = saved
-    for section in sections:
-      d = d.setdefault(section, {})
-    d.setdefault(key, value)
-  return saved
+def _check_same_keys(saved: dict, now: dict, workdir: str) -> None:
+  """Raises ValueError if the saved config's keys differ from this dfflows' (an older run)."""
+  saved_keys, keys = set(_flat_keys(saved)), set(_flat_keys(now))
+  if saved_keys != keys:
+    missing, unknown = sorted(keys - saved_keys), sorted(saved_keys - keys)
+    raise ValueError(
+        f'Workdir {workdir}: its {CONFIG_FILE} was written by an older dfflows (keys missing: '
+        f'{", ".join(missing) or "none"}; unknown: {", ".join(unknown) or "none"}); it cannot '
+        'be resumed by this version, use a new workdir.')
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Saves the config in a new workdir; raises ValueError if it holds a different run."""
+  """Saves the config in a new workdir; raises ValueError if it holds a different run or one
+  whose config.json has other keys (written by an older dfflows)."""
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(path):
     with open(path) as f:
-      saved = _upgrade_saved(json.load(f))
+      saved = json.load(f)
+    _check_same_keys(saved, json.loads(config.to_json()), workdir)
     diffs = list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
                        _model_sections(config)))
     if diffs:
