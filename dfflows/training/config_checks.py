@@ -1,4 +1,9 @@
-"""Validation of a run's config before any work starts, and of a workdir against it."""
+"""Validation of a run's config before any work starts, and of a workdir against it.
+
+A config must have exactly the keys of dfflows' reference config (`dfflows/default_config.py`,
+in the package, so a config file anywhere on disk is checked against the same tree), values
+of the reference's types, and values the code accepts.
+"""
 import difflib
 import json
 import os
@@ -6,6 +11,7 @@ from typing import Iterable, List, Optional
 
 import ml_collections
 
+from dfflows import default_config
 from dfflows.data.catalog import DATASETS
 from dfflows.diffusion.samplers import SAMPLERS
 from dfflows.diffusion.schedules import SCHEDULES
@@ -60,14 +66,48 @@ def _flat_keys(tree: dict, prefix: str = '') -> List[str]:
   return keys
 
 
-def unknown_key(config: ml_collections.ConfigDict, dotted: str) -> Optional[str]:
-  """A message naming `dotted` and the closest known key if `config` lacks it, else None."""
-  keys = _flat_keys(config.to_dict())
+def _closest(dotted: str, keys: List[str]) -> str:
+  """The key of `keys` closest to `dotted` ('(none)' if `keys` is empty)."""
+  return (difflib.get_close_matches(dotted, keys, n=1, cutoff=0.0) or ['(none)'])[0]
+
+
+def _reference() -> ml_collections.ConfigDict:
+  """dfflows' reference config: the key tree and value types every config has."""
+  return default_config.get_config()
+
+
+def unknown_key(dotted: str) -> Optional[str]:
+  """A message naming `dotted` and the closest known key if it is not a dfflows config key."""
+  keys = _flat_keys(_reference().to_dict())
   if dotted in keys:
     return None
-  closest = difflib.get_close_matches(dotted, keys, n=1, cutoff=0.0)
-  return (f'config.{dotted} is not a key of this config; the closest known key is '
-          f'config.{closest[0]}.')
+  return (f'config.{dotted} is not a dfflows config key; the closest known key is '
+          f'config.{_closest(dotted, keys)}.')
+
+
+def _check_type(dotted: str, value, reference) -> None:
+  """Raises ValueError unless `value` has the reference value's type (an int may be a float)."""
+  if (type(value) is type(reference) or isinstance(reference, float) and type(value) is int
+      or isinstance(reference, (tuple, list)) and isinstance(value, (tuple, list))):
+    return
+  raise ValueError(f'config.{dotted}={value!r} has type {type(value).__name__}; dfflows expects '
+                   f'{type(reference).__name__} (default {reference!r}).')
+
+
+def check_keys(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first key that `config` has and the reference config lacks,
+  or the reverse, or a value whose type is not the reference value's."""
+  reference = _reference()
+  reference_keys, keys = _flat_keys(reference.to_dict()), _flat_keys(config.to_dict())
+  for dotted in keys:
+    if dotted not in reference_keys:
+      raise ValueError(unknown_key(dotted))
+  for dotted in reference_keys:
+    if dotted not in keys:
+      raise ValueError(f'config.{dotted} is missing (a config has every key of '
+                       f'dfflows/default_config.py); the closest key it has is '
+                       f'config.{_closest(dotted, keys)}.')
+    _check_type(dotted, _get(config, dotted), _get(reference, dotted))
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -81,7 +121,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 
 
 def check_values(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first setting with a value the code does not accept."""
+  """Raises ValueError naming the first key that is missing or unknown (`check_keys`) or the
+  first setting with a value the code does not accept."""
+  check_keys(config)
   for key, choices in CHOICES.items():
     value = _get(config, key)
     if value not in choices:
