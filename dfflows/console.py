@@ -7,12 +7,11 @@ stderr closed, since TF's import-time lines (oneDNN, CUDA stubs, cuInit) ignore 
 level; with --verbosity on the command line they are shown. TF only feeds data, so it is
 also kept off every GPU (JAX's).
 """
-import importlib.util
 import logging as py_logging
 import os
 import sys
 import traceback
-from typing import List, Optional
+from typing import List
 
 from absl import app
 from absl import flags
@@ -63,7 +62,9 @@ def quiet_libraries(verbosity: int) -> None:
 
 def parse_flags(argv: List[str]) -> List[str]:
   """absl's flag parsing (`app.run(main, flags_parser=parse_flags)`); a config that fails
-  to load or an unknown `--config.` key exits with a message naming the key."""
+  to load, an unknown `--config.` key, or a loaded config with a key missing or unknown, a
+  value of the wrong type or a value the code does not accept (`config_checks.check_values`)
+  exits with one line naming the key."""
   try:
     rest = app.parse_flags_with_usage(argv)
   except (AttributeError, KeyError, TypeError, ValueError) as error:
@@ -71,25 +72,14 @@ def parse_flags(argv: List[str]) -> List[str]:
   if 'config' in flags.FLAGS and flags.FLAGS.config is not None:
     from dfflows.training import config_checks  # pylint: disable=g-import-not-at-top
     try:
-      config_checks.check_values(flags.FLAGS.config)  # A wrong value: one line, before any work.
+      config_checks.check_values(flags.FLAGS.config)  # Before any work.
     except ValueError as error:
       sys.exit(f'FATAL config error: {error}')
   return rest
 
 
-def _config_path(argv: List[str]) -> Optional[str]:
-  """The --config file of `argv` (without its ':args' suffix), if any."""
-  for i, arg in enumerate(argv):
-    if arg.startswith('--config='):
-      return arg.split('=', 1)[1].split(':')[0]
-    if arg == '--config' and i + 1 < len(argv):
-      return argv[i + 1].split(':')[0]
-  return None
-
-
 def config_error(argv: List[str], error: Exception) -> str:
   """What went wrong while loading the --config file or applying a --config.KEY override."""
-  path = _config_path(argv)
   if 'cannot be added since the config is locked' in str(error):
     # A misspelt key in a config file (configs/default.py returns a locked config).
     frames = [f for f in traceback.extract_tb(error.__traceback__)
@@ -97,17 +87,10 @@ def config_error(argv: List[str], error: Exception) -> str:
     hint = str(error).strip('\'"').split('\\n')[-1]
     return (f'{frames[-1].filename}, line {frames[-1].lineno}: `{frames[-1].line}` sets a key '
             f'the config does not have. {hint}')
-  try:
-    spec = importlib.util.spec_from_file_location('dfflows_user_config', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-  except Exception:  # pylint: disable=broad-except
-    return str(error)
   from dfflows.training import config_checks  # pylint: disable=g-import-not-at-top
   for arg in argv:
     if arg.startswith('--config.'):
-      message = config_checks.unknown_key(config, arg[len('--config.'):].split('=')[0])
+      message = config_checks.unknown_key(arg[len('--config.'):].split('=')[0])
       if message:
         return message
   return str(error)

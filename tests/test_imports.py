@@ -1,7 +1,10 @@
-"""The train step, models and benchmarks import without TensorFlow, TFDS or clu.
+"""The train step, models, config checks and benchmarks import without TensorFlow, TFDS or clu.
 
 GPU machines often have JAX but not TensorFlow (too large to carry as a wheel);
-`benchmarks/bench_train.py` must run there, so its imports must not need them.
+`benchmarks/bench_train.py` must run there, so its imports must not need them. The config
+checks read their choice tuples from light modules, not from the input pipeline (TFDS) or
+the Inception model. (Where TensorFlow is installed, distrax's TFP-on-JAX still imports it
+for docstrings, but nothing needs it.)
 """
 import subprocess
 import sys
@@ -17,6 +20,8 @@ class Block(importlib.abc.MetaPathFinder):
       raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
 import dfflows.training.trainer, dfflows.models.build, dfflows.data.batching, dfflows.flows
+import dfflows.training.config_checks
+assert 'dfflows.metrics.inception' not in sys.modules, 'the Inception model was imported'
 sys.path.insert(0, 'benchmarks')
 import bench_train
 print('imported')

@@ -1,5 +1,6 @@
 """The training system: end-to-end run, resume, data parallelism, bad steps, checkpoints."""
 import glob
+import importlib.util
 import json
 import os
 import subprocess
@@ -146,29 +147,88 @@ def get_config():
   config.flow.num_step = 4
   return config
 """
+DEFAULT_SOURCE = open(os.path.join(REPO_ROOT, 'dfflows', 'default_config.py')).read()
 
 
-@pytest.mark.parametrize('flags,message', [
-    (['--config.train.bacth_size=3'],
-     'config.train.bacth_size is not a key of this config; the closest known key is '
+def _default_copy(old: str, new: str) -> str:
+  """The source of dfflows/default_config.py with `old` replaced by `new` (a user's copy)."""
+  assert old in DEFAULT_SOURCE, old
+  return DEFAULT_SOURCE.replace(old, new)
+
+
+# A copy of the default config with a misspelt key set before its lock(): the config file
+# itself cannot tell it from a key of its own.
+COPY_MISSPELT = _default_copy('  config.lock()', '  config.flow.num_step = 4\n  config.lock()')
+MISSPELT_MESSAGE = ('config.flow.num_step is not a dfflows config key; the closest known key is '
+                    'config.flow.num_steps.')
+
+
+def _load_config_file(path):
+  """get_config() of the config file at `path`, loaded as --config loads it."""
+  spec = importlib.util.spec_from_file_location('user_config', str(path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+@pytest.mark.parametrize('source,message', [
+    (COPY_MISSPELT, MISSPELT_MESSAGE),
+    (_default_copy('  config.flow.num_bins = 8\n', ''),
+     'config.flow.num_bins is missing (a config has every key of dfflows/default_config.py); '
+     'the closest key it has is config.flow.num_'),
+    (_default_copy("config.flow.coupling = 'spline'", "config.flow.coupling = 'glow'"),
+     "config.flow.coupling='glow' is not one of ('spline', 'affine')."),
+    (_default_copy('config.flow.num_steps = 8', "config.flow.num_steps = '8'"),
+     "config.flow.num_steps='8' has type str; dfflows expects int (default 8)."),
+    (_default_copy('config.optim.lr = 2e-3', 'config.optim.lr = 1'), None)])
+def test_config_file_anywhere_is_checked_against_the_package_key_tree(tmp_path, source, message):
+  """A config file outside the repository with its own key tree: one line naming the key."""
+  path = tmp_path / 'my_config.py'
+  path.write_text(source)
+  config = _load_config_file(path)
+  if message is None:  # An int where the default is a float is a float.
+    config_checks.check_values(config)
+    return
+  with pytest.raises(ValueError) as error:
+    config_checks.check_values(config)
+  assert message in str(error.value) and '\n' not in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize('source,flags,message', [
+    (None, ['--config.train.bacth_size=3'],
+     'config.train.bacth_size is not a dfflows config key; the closest known key is '
      'config.train.batch_size.'),
-    (['--config.flow.foo=1'], 'config.flow.foo is not a key of this config; the closest'),
-    (['--config.train.batch_size=abc'], "batch_size=abc: invalid literal for int()"),
-    (['--config.flow.coupling=glow'],
+    (None, ['--config.flow.foo=1'], 'config.flow.foo is not a dfflows config key; the closest'),
+    (None, ['--config.train.batch_size=abc'], "batch_size=abc: invalid literal for int()"),
+    (None, ['--config.flow.coupling=glow'],
      "FATAL config error: config.flow.coupling='glow' is not one of ('spline', 'affine')."),
-    ([], 'line 6: `config.flow.num_step = 4` sets a key the config does not have. Did you '
-         'mean "num_steps" instead of "num_step"?')])
-def test_unknown_key_or_wrong_type_fails_before_work_naming_the_key(tmp_path, flags, message):
-  """On the command line or misspelt in a config file (configs are locked), one line, no
-  traceback."""
+    (MISSPELT_CONFIG, [], 'line 6: `config.flow.num_step = 4` sets a key the config does not '
+                          'have. Did you mean "num_steps" instead of "num_step"?'),
+    (COPY_MISSPELT, [], f'FATAL config error: {MISSPELT_MESSAGE}')])
+def test_unknown_key_or_wrong_type_fails_before_work_naming_the_key(tmp_path, source, flags,
+                                                                    message):
+  """On the command line or misspelt in a config file (configs are locked; a copy of the
+  default is checked against the package's keys), one line, no traceback."""
   workdir, config_file = tmp_path / 'run', tmp_path / 'misspelt.py'
-  config_file.write_text(MISSPELT_CONFIG)
-  config = f'--config={config_file}' if not flags else '--config=configs/default.py'
+  if source:
+    config_file.write_text(source)
+  config = f'--config={config_file}' if source else '--config=configs/default.py'
   proc = subprocess.run([sys.executable, '-m', 'dfflows.main', config, f'--workdir={workdir}']
                         + flags, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode != 0
   assert message in proc.stderr and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
   assert not workdir.exists()
+
+
+def test_evaluate_checks_its_config_file_against_the_package_key_tree(tmp_path):
+  config_file = tmp_path / 'misspelt.py'
+  config_file.write_text(COPY_MISSPELT)
+  proc = subprocess.run([sys.executable, '-m', 'dfflows.evaluate', f'--config={config_file}',
+                         f'--workdir={tmp_path / "run"}'], cwd=REPO_ROOT, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode != 0
+  assert f'FATAL config error: {MISSPELT_MESSAGE}' in proc.stderr, proc.stderr[-2000:]
+  assert 'Traceback' not in proc.stderr
 
 
 def test_workdir_of_a_different_config_is_refused(tmp_path):
@@ -185,35 +245,20 @@ def test_workdir_of_a_different_config_is_refused(tmp_path):
   config_checks.check_workdir(longer, str(tmp_path))
 
 
-def test_workdir_saved_before_a_key_existed_resumes_with_its_implied_value(tmp_path):
+def test_workdir_of_an_older_dfflows_is_refused_with_one_clear_error(tmp_path):
   config = tiny_config('diffflow')
   saved = json.loads(config.to_json())
-  del saved['unet']['dtype']  # As written by dfflows before unet.dtype existed.
+  del saved['unet']['dtype']  # As written by a dfflows before unet.dtype existed ...
+  saved['optim']['name'] = 'adamw'  # ... and with a key since removed.
   (tmp_path / config_checks.CONFIG_FILE).write_text(json.dumps(saved))
-  bf16 = tiny_config('diffflow')
-  bf16.unet.dtype = 'bfloat16'
-  with pytest.raises(ValueError, match="unet.dtype: 'float32'"):
-    config_checks.check_workdir(bf16, str(tmp_path))
-  config_checks.check_workdir(config, str(tmp_path))
-  assert json.loads((tmp_path / config_checks.CONFIG_FILE).read_text())['unet']['dtype'] == (
-      'float32')
-
-
-def test_workdir_of_an_older_version_resumes_with_removed_and_added_keys(tmp_path):
-  old = tiny_config('diffflow')
-  old.model.variance_skip, old.optim.ema_warmup = False, False
-  saved = json.loads(old.to_json())
-  for dotted in config_checks.ADDED_KEYS:  # Written before these keys existed ...
-    section, key = dotted.split('.')
-    del saved[section][key]
-  saved['data']['dequantization'] = 'uniform'  # ... and with keys since removed.
-  saved['optim']['name'] = 'adamw'
-  saved['eval']['full_bound_every'] = 0
-  (tmp_path / config_checks.CONFIG_FILE).write_text(json.dumps(saved))
-  with pytest.raises(ValueError, match=r'model.variance_skip: False \(workdir\) vs True'):
-    config_checks.check_workdir(tiny_config('diffflow'), str(tmp_path))
-  old.model.t_sampling = 'importance'  # The estimator may change on resume.
-  config_checks.check_workdir(old, str(tmp_path))
+  with pytest.raises(ValueError) as error:
+    config_checks.check_workdir(config, str(tmp_path))
+  message = str(error.value)
+  assert '\n' not in message, message
+  assert f'{config_checks.CONFIG_FILE} was written by an older dfflows' in message
+  assert 'keys missing: unet.dtype; unknown: optim.name' in message
+  assert message.endswith('use a new workdir.')
+  assert json.loads((tmp_path / config_checks.CONFIG_FILE).read_text()) == saved  # Untouched.
 
 
 def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):

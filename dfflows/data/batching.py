@@ -10,15 +10,6 @@ from typing import Iterator
 import numpy as np
 
 
-def global_batch_indices(num_examples: int, global_batch_size: int, seed: int,
-                         step: int) -> np.ndarray:
-  """Returns the example indices of the global batch at `step` (pure in seed, step)."""
-  steps_per_epoch = _steps_per_epoch(num_examples, global_batch_size)
-  epoch, i = divmod(step, steps_per_epoch)
-  perm = np.random.default_rng((seed, epoch)).permutation(num_examples)
-  return perm[i * global_batch_size:(i + 1) * global_batch_size]
-
-
 def _steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
   """Returns full batches per epoch (the remainder is dropped); errors if zero."""
   if global_batch_size <= 0:
@@ -43,7 +34,12 @@ def _process_slice(batch_size: int, process_index: int, process_count: int) -> s
 
 def train_batches(images: np.ndarray, global_batch_size: int, seed: int, start_step: int = 0,
                   process_index: int = 0, process_count: int = 1) -> Iterator[np.ndarray]:
-  """Yields this process's share of the global batches at steps start_step, start_step+1, ..."""
+  """Yields this process's share of the global batches at steps start_step, start_step+1, ...
+
+  The global batch at step s holds entries [i B, (i + 1) B) of the permutation
+  `np.random.default_rng((seed, s // E))` draws for its epoch, where i = s mod E and
+  E = len(images) // B full batches per epoch (the remainder is dropped).
+  """
   if seed < 0 or start_step < 0:
     raise ValueError(f'seed and start_step must be >= 0, got {seed}, {start_step}.')
   num_examples = len(images)
@@ -51,7 +47,7 @@ def train_batches(images: np.ndarray, global_batch_size: int, seed: int, start_s
   local = _process_slice(global_batch_size, process_index, process_count)
   step, epoch, perm = start_step, None, None
   while True:
-    if step // steps_per_epoch != epoch:  # Same permutation as global_batch_indices.
+    if step // steps_per_epoch != epoch:
       epoch = step // steps_per_epoch
       perm = np.random.default_rng((seed, epoch)).permutation(num_examples)
     i = step % steps_per_epoch

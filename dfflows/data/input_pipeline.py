@@ -12,19 +12,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from dfflows.data.catalog import DATASETS, NATIVE_SHAPES
 # Importing the builders registers `mnist_embedded` and `mnist_idx` with TFDS.
 from dfflows.data import mnist_embedded  # pylint: disable=unused-import
 from dfflows.data import mnist_idx  # pylint: disable=unused-import
 
-# Native (height, width, channels) of each dataset TFDS returns.
-NATIVE_SHAPES = {
-    'mnist_embedded': (28, 28, 1),
-    'mnist': (28, 28, 1),
-    'mnist_idx': (28, 28, 1),
-    'cifar10': (32, 32, 3),
-    'celeb_a': (218, 178, 3),
-}
-DATASETS = tuple(NATIVE_SHAPES)
 # Datasets that `load_split` zero-pads (centred) from their native size to image_size: the
 # padding is always 0, so only the native pixels carry data (`real_pixel_count`). The others
 # reach image_size without padding: CIFAR-10 natively, CelebA by crop and resize.

@@ -1,4 +1,6 @@
-"""Input checks shared by the flow layers."""
+"""Input and option checks shared by the flow layers."""
+from typing import Sequence
+
 import jax
 
 
@@ -7,3 +9,15 @@ def check_nhwc(x: jax.Array, layer: str) -> None:
   if x.ndim != 4:
     raise ValueError(
         f'{layer} expects a batched NHWC array [B, H, W, C]; got shape {x.shape}.')
+
+
+def check_choice(layer: str, name: str, value: str, choices: Sequence[str]) -> None:
+  """Raises ValueError unless the option `name` of `layer` is one of `choices`."""
+  if value not in choices:
+    raise ValueError(f'{layer}: {name}={value!r} is not one of {tuple(choices)}.')
+
+
+def check_at_least(layer: str, name: str, value: float, low: float) -> None:
+  """Raises ValueError unless the option `name` of `layer` is at least `low`."""
+  if not value >= low:
+    raise ValueError(f'{layer}: {name}={value!r} must be at least {low}.')

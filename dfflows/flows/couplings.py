@@ -6,8 +6,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dfflows.flows.checks import check_nhwc
+from dfflows.flows.checks import check_at_least, check_choice, check_nhwc
 from dfflows.nets.conditioner import Conditioner
+from dfflows.nets.conv import CONV_IMPLS
 
 MASKS = ('channel', 'checkerboard')
 # nflows' defaults (distrax uses 1e-4): bounds the spline's flattest slope, so the
@@ -50,11 +51,25 @@ class _Coupling(nn.Module):
   Channel mask: x = [x_a, x_b] split in channels (x_a has C // 2); y = [x_a, g(x_b; c(x_a))].
   Checkerboard mask m (1 = transformed): y = m * g(x; c((1 - m) x)) + (1 - m) x.
   Log-det: sum over transformed entries of log|g'|; the inverse negates it.
+  Every field is required (`models/build.py` fills them from `config.flow`); a bad one is a
+  ValueError when the layer is built.
   """
-  hidden_channels: int = 32
-  num_res_blocks: int = 1
-  mask: str = 'channel'
-  conv_impl: str = 'xla'
+  hidden_channels: int
+  num_res_blocks: int
+  mask: str
+  conv_impl: str
+
+  def __post_init__(self):
+    self._check_options()  # At construction, not at init.
+    super().__post_init__()
+
+  def _check_options(self) -> None:
+    """Raises ValueError naming the first option this coupling does not accept."""
+    layer = type(self).__name__
+    check_choice(layer, 'mask', self.mask, MASKS)
+    check_choice(layer, 'conv_impl', self.conv_impl, CONV_IMPLS)
+    check_at_least(layer, 'hidden_channels', self.hidden_channels, 1)
+    check_at_least(layer, 'num_res_blocks', self.num_res_blocks, 0)
 
   def _num_params(self) -> int:
     raise NotImplementedError
@@ -69,10 +84,8 @@ class _Coupling(nn.Module):
                        self.conv_impl, name='conditioner')(h)
 
   def _check(self, x: jax.Array) -> None:
-    """Raises ValueError on bad input shape or mask name."""
+    """Raises ValueError on a bad input shape."""
     check_nhwc(x, type(self).__name__)
-    if self.mask not in MASKS:
-      raise ValueError(f'Unknown mask {self.mask!r}; expected one of {MASKS}.')
     if self.mask == 'channel' and x.shape[-1] < 2:
       raise ValueError(f'Channel mask needs at least 2 channels; got shape {x.shape}.')
 
@@ -112,8 +125,15 @@ class SplineCoupling(_Coupling):
   and identity (slope-1 linear) tails; its 3K + 1 parameters per element come
   from the conditioner. Zero parameters give the identity.
   """
-  num_bins: int = 8
-  tail_bound: float = 4.0
+  num_bins: int
+  tail_bound: float
+
+  def _check_options(self) -> None:
+    """The shared options, then at least one bin and a positive tail bound."""
+    super()._check_options()
+    check_at_least('SplineCoupling', 'num_bins', self.num_bins, 1)
+    if not self.tail_bound > 0:
+      raise ValueError(f'SplineCoupling: tail_bound={self.tail_bound!r} must be positive.')
 
   def _num_params(self) -> int:
     return 3 * self.num_bins + 1

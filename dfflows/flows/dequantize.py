@@ -16,6 +16,10 @@ def uniform_dequantize(key: jax.Array, x_uint8: jax.Array) -> jax.Array:
   noise = jax.random.uniform(key, x_uint8.shape, jnp.float32)
   return (x_uint8.astype(jnp.float32) + noise) / 256.
 
+def check_logit_alpha(layer: str, name: str, alpha: float) -> None:
+  """Raises ValueError unless the Logit alpha `name` of `layer` is in [0, 0.5)."""
+  if not 0. <= alpha < 0.5:
+    raise ValueError(f'{layer}: {name}={alpha!r} must be in [0, 0.5).')
 
 
 class Logit(nn.Module):
@@ -29,15 +33,17 @@ class Logit(nn.Module):
   contains [0, 1). An example with an entry outside it has log-det -inf (its density is 0),
   and the entry maps to y = 0 so that nothing downstream turns into NaN.
   """
-  alpha: float = 0.05
+  alpha: float
+
+  def __post_init__(self):
+    check_logit_alpha('Logit', 'alpha', self.alpha)  # At construction, not at init.
+    super().__post_init__()
 
   def __call__(self, u: jax.Array) -> Tuple[jax.Array, jax.Array]:
     return self.forward(u)
 
   def _check(self, x: jax.Array) -> None:
-    """Raises ValueError on a bad alpha or an unbatched input."""
-    if not 0. <= self.alpha < 0.5:
-      raise ValueError(f'Logit alpha must be in [0, 0.5); got {self.alpha}.')
+    """Raises ValueError on an unbatched input."""
     if x.ndim < 2:
       raise ValueError(f'Logit expects a batched array [B, ...]; got shape {x.shape}.')
 

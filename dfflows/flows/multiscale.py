@@ -1,4 +1,9 @@
-"""Multi-scale Glow/NSF flow: x (image in [0,1)) -> z of the same shape."""
+"""Multi-scale Glow/NSF flow: x (image in [0,1)) -> z of the same shape.
+
+The layers take every setting as a required field and check it when built; `StepSettings`
+holds what each FlowStep of a flow shares. `dfflows/models/build.py` fills them from a config.
+"""
+import dataclasses
 from typing import List, Sequence, Tuple
 
 import flax.linen as nn
@@ -6,14 +11,46 @@ import jax
 import jax.numpy as jnp
 
 from dfflows.flows.actnorm import ActNorm
-from dfflows.flows.checks import check_nhwc
+from dfflows.flows.checks import check_at_least, check_choice, check_nhwc
 from dfflows.flows.conv1x1 import Conv1x1, Conv1x1LU
-from dfflows.flows.couplings import MASKS, AffineCoupling, SplineCoupling
-from dfflows.flows.dequantize import Logit
+from dfflows.flows.couplings import AffineCoupling, SplineCoupling
+from dfflows.flows.dequantize import Logit, check_logit_alpha
 from dfflows.flows.squeeze import squeeze, unsqueeze
 
 COUPLINGS = ('spline', 'affine')
 CONV1X1S = ('lu', 'plain')
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+  """What every FlowStep of a flow shares; an unknown option is a ValueError when made.
+
+  hidden_channels, num_res_blocks, conv_impl: the coupling's conditioner (`nets/`);
+  coupling: one of COUPLINGS; num_bins, tail_bound: the spline's (unused by 'affine');
+  mask: one of `couplings.MASKS`; conv1x1: one of CONV1X1S.
+  """
+  hidden_channels: int
+  num_res_blocks: int
+  coupling: str
+  num_bins: int
+  tail_bound: float
+  mask: str
+  conv1x1: str
+  conv_impl: str
+
+  def __post_init__(self):
+    check_choice('FlowStep', 'coupling', self.coupling, COUPLINGS)
+    check_choice('FlowStep', 'conv1x1', self.conv1x1, CONV1X1S)
+    self.make_coupling()  # The coupling checks the rest of its options when made.
+
+  def make_coupling(self) -> nn.Module:
+    """The coupling layer these settings name (unbound; `parent=None` outside any module)."""
+    conditioner = dict(hidden_channels=self.hidden_channels, num_res_blocks=self.num_res_blocks,
+                       mask=self.mask, conv_impl=self.conv_impl)
+    if self.coupling == 'spline':
+      return SplineCoupling(num_bins=self.num_bins, tail_bound=self.tail_bound, parent=None,
+                            **conditioner)
+    return AffineCoupling(parent=None, **conditioner)
 
 
 class FlowStep(nn.Module):
@@ -22,25 +59,12 @@ class FlowStep(nn.Module):
   `parity` (int, possibly traced) flips the checkerboard mask between steps.
   Log-det: the sum of the three layers' log-dets.
   """
-  hidden_channels: int = 32
-  num_res_blocks: int = 1
-  coupling: str = 'spline'
-  num_bins: int = 8
-  tail_bound: float = 4.0
-  mask: str = 'channel'
-  conv1x1: str = 'lu'
-  conv_impl: str = 'xla'
+  settings: StepSettings
 
   def setup(self):
     self.actnorm = ActNorm()
-    self.conv = Conv1x1LU() if self.conv1x1 == 'lu' else Conv1x1()
-    kwargs = dict(hidden_channels=self.hidden_channels, num_res_blocks=self.num_res_blocks,
-                  mask=self.mask, conv_impl=self.conv_impl)
-    if self.coupling == 'spline':
-      self.coupling_layer = SplineCoupling(
-          num_bins=self.num_bins, tail_bound=self.tail_bound, **kwargs)
-    else:
-      self.coupling_layer = AffineCoupling(**kwargs)
+    self.conv = Conv1x1LU() if self.settings.conv1x1 == 'lu' else Conv1x1()
+    self.coupling_layer = self.settings.make_coupling()
 
   def __call__(self, x: jax.Array, parity=0) -> Tuple[jax.Array, jax.Array]:
     return self.forward(x, parity)
@@ -68,14 +92,14 @@ class FlowLevel(nn.Module):
   Step i uses checkerboard parity i mod 2 in both layouts.
   """
   num_steps: int
-  step_kwargs: dict
-  scan: bool = True
+  settings: StepSettings
+  scan: bool
 
   def setup(self):
     if self.scan:
-      self.step = FlowStep(**self.step_kwargs)
+      self.step = FlowStep(self.settings)
     else:
-      self.steps = [FlowStep(**self.step_kwargs) for _ in range(self.num_steps)]
+      self.steps = [FlowStep(self.settings) for _ in range(self.num_steps)]
 
   def _scanned(self, x: jax.Array, inverse: bool) -> Tuple[jax.Array, jax.Array]:
     """Runs the stacked step over its leading param axis (reversed for the inverse)."""
@@ -123,32 +147,24 @@ class MultiScaleFlow(nn.Module):
   re-assembled by inverting the squeezes, so z has the shape of u:
   z = unsqueeze(concat(z_0, unsqueeze(concat(z_1, ... unsqueeze(h_last))))).
   Inverse: the exact reverse. Log-det: sum of all layers' log-dets, so
-  log p(u) = log N(z; 0, I) + log|det dz/du|.
+  log p(u) = log N(z; 0, I) + log|det dz/du|. `step` holds the settings of every FlowStep;
+  `scan` runs each level's steps under `nn.scan` (see FlowLevel).
   """
-  num_levels: int = 2
-  num_steps: int = 2
-  hidden_channels: int = 32
-  num_res_blocks: int = 1
-  coupling: str = 'spline'
-  num_bins: int = 8
-  tail_bound: float = 4.0
-  mask: str = 'channel'
-  conv1x1: str = 'lu'
-  scan: bool = True
-  logit_alpha: float = 0.05
-  conv_impl: str = 'xla'
+  num_levels: int
+  num_steps: int
+  step: StepSettings
+  scan: bool
+  logit_alpha: float
 
   def __post_init__(self):
-    _check_options(self.coupling, self.mask, self.conv1x1)  # At construction, not at init.
+    check_at_least('MultiScaleFlow', 'num_levels', self.num_levels, 1)  # At construction.
+    check_at_least('MultiScaleFlow', 'num_steps', self.num_steps, 1)
+    check_logit_alpha('MultiScaleFlow', 'logit_alpha', self.logit_alpha)
     super().__post_init__()
 
   def setup(self):
-    step_kwargs = dict(
-        hidden_channels=self.hidden_channels, num_res_blocks=self.num_res_blocks,
-        coupling=self.coupling, num_bins=self.num_bins, tail_bound=self.tail_bound,
-        mask=self.mask, conv1x1=self.conv1x1, conv_impl=self.conv_impl)
     self.logit = Logit(self.logit_alpha)
-    self.levels = [FlowLevel(self.num_steps, step_kwargs, self.scan)
+    self.levels = [FlowLevel(self.num_steps, self.step, self.scan)
                    for _ in range(self.num_levels)]
 
   def _check(self, x: jax.Array) -> None:
@@ -216,12 +232,3 @@ def join_levels(factored: Sequence[jax.Array], top: jax.Array) -> jax.Array:
     z = unsqueeze(jnp.concatenate([z_i, z], axis=-1))
   return z
 
-
-def _check_options(coupling: str, mask: str, conv1x1: str) -> None:
-  """Raises ValueError on an unknown coupling, mask or 1x1-conv name."""
-  if coupling not in COUPLINGS:
-    raise ValueError(f'Unknown coupling {coupling!r}; expected one of {COUPLINGS}.')
-  if mask not in MASKS:
-    raise ValueError(f'Unknown mask {mask!r}; expected one of {MASKS}.')
-  if conv1x1 not in CONV1X1S:
-    raise ValueError(f'Unknown conv1x1 {conv1x1!r}; expected one of {CONV1X1S}.')

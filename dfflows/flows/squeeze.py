@@ -1,9 +1,5 @@
-"""2x2 space-to-depth squeeze (RealNVP/Glow), a volume-preserving reshape."""
-from typing import Tuple
-
-import flax.linen as nn
+"""2x2 space-to-depth squeeze (RealNVP/Glow), a volume-preserving reshape (log-det 0)."""
 import jax
-import jax.numpy as jnp
 
 from dfflows.flows.checks import check_nhwc
 
@@ -28,17 +24,3 @@ def unsqueeze(x: jax.Array) -> jax.Array:
   x = x.reshape(b, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
   return x.reshape(b, 2 * h, 2 * w, c)
 
-
-class Squeeze(nn.Module):
-  """Forward: `squeeze`; inverse: `unsqueeze`. Log-det 0."""
-
-  def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    return self.forward(x)
-
-  def forward(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    """Returns squeeze(x) and a zero log-det per example."""
-    return squeeze(x), jnp.zeros(x.shape[:1], x.dtype)
-
-  def inverse(self, y: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    """Returns unsqueeze(y) and a zero log-det per example."""
-    return unsqueeze(y), jnp.zeros(y.shape[:1], y.dtype)

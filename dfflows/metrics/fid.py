@@ -18,6 +18,9 @@ import numpy as np
 MIN_SAMPLES = 2
 # eval.fid_features: 'auto' is the classifier for 1-channel images, InceptionV3 for RGB.
 FID_FEATURES = ('auto', 'classifier', 'inception')
+# eval.inception_dim: the feature dims of pytorch-fid's InceptionV3 (metrics/inception.py), in
+# its BLOCK_INDEX_BY_DIM order; here so that config checks need not import the model.
+BLOCK_DIMS = (64, 192, 768, 2048)
 
 
 def resolve_features(choice: str, channels: int) -> str:

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfflows.metrics.fid import BLOCK_DIMS
 from dfflows.nets.conv import Conv
 
 Variables = Any
-BLOCK_DIMS = (64, 192, 768, 2048)  # pytorch-fid's InceptionV3.BLOCK_INDEX_BY_DIM order.
 RESIZE_TO = 299
 BN_EPSILON = 1e-3  # torchvision BasicConv2d: BatchNorm2d(eps=0.001).
 

@@ -7,7 +7,7 @@ import ml_collections
 
 from dfflows.diffusion import schedules
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
-from dfflows.flows.multiscale import MultiScaleFlow
+from dfflows.flows.multiscale import MultiScaleFlow, StepSettings
 from dfflows.models.ddpm import PixelDDPM
 from dfflows.models.diffflow import DiffFlow, latent_shape
 from dfflows.models.flow_only import FlowOnly
@@ -23,12 +23,14 @@ def image_shape(config: ml_collections.ConfigDict) -> Tuple[int, int, int]:
 
 
 def build_flow(flow: ml_collections.ConfigDict, conv_impl: str) -> MultiScaleFlow:
-  """The MultiScaleFlow of a `config.flow` section."""
-  return MultiScaleFlow(
-      num_levels=flow.num_levels, num_steps=flow.num_steps, hidden_channels=flow.hidden_channels,
-      num_res_blocks=flow.num_res_blocks, coupling=flow.coupling, num_bins=flow.num_bins,
-      tail_bound=flow.tail_bound, mask=flow.mask, conv1x1=flow.conv1x1, scan=flow.scan,
-      logit_alpha=flow.logit_alpha, conv_impl=conv_impl)
+  """The MultiScaleFlow of a `config.flow` section; an option the layers do not accept (an
+  unknown coupling, mask, conv1x1 or conv_impl, a count below 1) is a ValueError here."""
+  step = StepSettings(
+      hidden_channels=flow.hidden_channels, num_res_blocks=flow.num_res_blocks,
+      coupling=flow.coupling, num_bins=flow.num_bins, tail_bound=flow.tail_bound, mask=flow.mask,
+      conv1x1=flow.conv1x1, conv_impl=conv_impl)
+  return MultiScaleFlow(num_levels=flow.num_levels, num_steps=flow.num_steps, step=step,
+                        scan=flow.scan, logit_alpha=flow.logit_alpha)
 
 
 def build_unet(unet: ml_collections.ConfigDict, out_channels: int, conv_impl: str) -> UNet:

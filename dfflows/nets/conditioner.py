@@ -24,8 +24,8 @@ class Conditioner(nn.Module):
   (or, for Glow's affine coupling, near) the identity.
   """
   out_channels: int
-  hidden_channels: int = 32
-  num_res_blocks: int = 1
+  hidden_channels: int
+  num_res_blocks: int
   conv_impl: str = 'xla'
 
   @nn.compact

@@ -1,4 +1,9 @@
-"""Validation of a run's config before any work starts, and of a workdir against it."""
+"""Validation of a run's config before any work starts, and of a workdir against it.
+
+A config must have exactly the keys of dfflows' reference config (`dfflows/default_config.py`,
+in the package, so a config file anywhere on disk is checked against the same tree), values
+of the reference's types, and values the code accepts.
+"""
 import difflib
 import json
 import os
@@ -6,14 +11,14 @@ from typing import Iterable, List, Optional
 
 import ml_collections
 
-from dfflows.data.input_pipeline import DATASETS
+from dfflows import default_config
+from dfflows.data.catalog import DATASETS
 from dfflows.diffusion.samplers import SAMPLERS
 from dfflows.diffusion.schedules import SCHEDULES
 from dfflows.diffusion.timesteps import T_SAMPLINGS
 from dfflows.flows.couplings import MASKS
 from dfflows.flows.multiscale import CONV1X1S, COUPLINGS
-from dfflows.metrics.fid import FID_FEATURES, resolve_features
-from dfflows.metrics.inception import BLOCK_DIMS
+from dfflows.metrics.fid import BLOCK_DIMS, FID_FEATURES, resolve_features
 from dfflows.models.build import MODEL_KINDS
 from dfflows.models.diffflow import OBJECTIVES, PRIORS, UNET_LOSSES
 from dfflows.nets.conv import CONV_IMPLS
@@ -44,13 +49,6 @@ CHOICES = {
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
 RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling')
 CONFIG_FILE = 'config.json'
-# Keys that older workdirs saved and that no longer exist (nothing read them).
-REMOVED_KEYS = ('data.dequantization', 'eval.full_bound_every', 'optim.name')
-# Keys added after workdirs were first written: a saved config without one ran with
-# this value, so resuming it with the same value is not a difference.
-ADDED_KEYS = {'unet.dtype': 'float32', 'unet.remat': False, 'model.variance_skip': False,
-              'model.t_sampling': 'uniform', 'optim.ema_warmup': False,
-              'model.warm_start': '', 'model.warm_start_step': 0, 'model.prior': 'full'}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -68,14 +66,48 @@ def _flat_keys(tree: dict, prefix: str = '') -> List[str]:
   return keys
 
 
-def unknown_key(config: ml_collections.ConfigDict, dotted: str) -> Optional[str]:
-  """A message naming `dotted` and the closest known key if `config` lacks it, else None."""
-  keys = _flat_keys(config.to_dict())
+def _closest(dotted: str, keys: List[str]) -> str:
+  """The key of `keys` closest to `dotted` ('(none)' if `keys` is empty)."""
+  return (difflib.get_close_matches(dotted, keys, n=1, cutoff=0.0) or ['(none)'])[0]
+
+
+def _reference() -> ml_collections.ConfigDict:
+  """dfflows' reference config: the key tree and value types every config has."""
+  return default_config.get_config()
+
+
+def unknown_key(dotted: str) -> Optional[str]:
+  """A message naming `dotted` and the closest known key if it is not a dfflows config key."""
+  keys = _flat_keys(_reference().to_dict())
   if dotted in keys:
     return None
-  closest = difflib.get_close_matches(dotted, keys, n=1, cutoff=0.0)
-  return (f'config.{dotted} is not a key of this config; the closest known key is '
-          f'config.{closest[0]}.')
+  return (f'config.{dotted} is not a dfflows config key; the closest known key is '
+          f'config.{_closest(dotted, keys)}.')
+
+
+def _check_type(dotted: str, value, reference) -> None:
+  """Raises ValueError unless `value` has the reference value's type (an int may be a float)."""
+  if (type(value) is type(reference) or isinstance(reference, float) and type(value) is int
+      or isinstance(reference, (tuple, list)) and isinstance(value, (tuple, list))):
+    return
+  raise ValueError(f'config.{dotted}={value!r} has type {type(value).__name__}; dfflows expects '
+                   f'{type(reference).__name__} (default {reference!r}).')
+
+
+def check_keys(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first key that `config` has and the reference config lacks,
+  or the reverse, or a value whose type is not the reference value's."""
+  reference = _reference()
+  reference_keys, keys = _flat_keys(reference.to_dict()), _flat_keys(config.to_dict())
+  for dotted in keys:
+    if dotted not in reference_keys:
+      raise ValueError(unknown_key(dotted))
+  for dotted in reference_keys:
+    if dotted not in keys:
+      raise ValueError(f'config.{dotted} is missing (a config has every key of '
+                       f'dfflows/default_config.py); the closest key it has is '
+                       f'config.{_closest(dotted, keys)}.')
+    _check_type(dotted, _get(config, dotted), _get(reference, dotted))
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -89,7 +121,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 
 
 def check_values(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first setting with a value the code does not accept."""
+  """Raises ValueError naming the first key that is missing or unknown (`check_keys`) or the
+  first setting with a value the code does not accept."""
+  check_keys(config)
   for key, choices in CHOICES.items():
     value = _get(config, key)
     if value not in choices:
@@ -127,21 +161,15 @@ def _diff(a: dict, b: dict, prefix: str = '') -> Iterable[str]:
       yield f'{prefix}{key}: {va!r} (workdir) vs {vb!r} (now)'
 
 
-def _upgrade_saved(saved: dict) -> dict:
-  """`saved` without REMOVED_KEYS and with the ADDED_KEYS it lacks set to their implied values."""
-  for dotted in REMOVED_KEYS:
-    *sections, key = dotted.split('.')
-    d = saved
-    for section in sections:
-      d = d.get(section, {})
-    d.pop(key, None)
-  for dotted, value in ADDED_KEYS.items():
-    *sections, key = dotted.split('.')
-    d = saved
-    for section in sections:
-      d = d.setdefault(section, {})
-    d.setdefault(key, value)
-  return saved
+def _check_same_keys(saved: dict, now: dict, workdir: str) -> None:
+  """Raises ValueError if the saved config's keys differ from this dfflows' (an older run)."""
+  saved_keys, keys = set(_flat_keys(saved)), set(_flat_keys(now))
+  if saved_keys != keys:
+    missing, unknown = sorted(keys - saved_keys), sorted(saved_keys - keys)
+    raise ValueError(
+        f'Workdir {workdir}: its {CONFIG_FILE} was written by an older dfflows (keys missing: '
+        f'{", ".join(missing) or "none"}; unknown: {", ".join(unknown) or "none"}); it cannot '
+        'be resumed by this version, use a new workdir.')
 
 
 def load_saved_config(workdir: str) -> dict:
@@ -155,10 +183,12 @@ def load_saved_config(workdir: str) -> dict:
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Saves the config in a new workdir; raises ValueError if it holds a different run."""
+  """Saves the config in a new workdir; raises ValueError if it holds a different run or one
+  whose config.json has other keys (written by an older dfflows)."""
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(path):
-    saved = _upgrade_saved(load_saved_config(workdir))
+    saved = load_saved_config(workdir)
+    _check_same_keys(saved, json.loads(config.to_json()), workdir)
     diffs = list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
                        _model_sections(config)))
     if diffs:

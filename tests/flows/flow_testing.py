@@ -1,8 +1,30 @@
-"""Shared checks for flow-layer tests: perturbed params, inverses and Jacobian log-dets."""
+"""Shared checks for flow-layer tests: perturbed params, inverses and Jacobian log-dets, and
+small flows built directly (the layers take every setting; the tests name what they vary)."""
+import dataclasses
 from typing import Any, Callable
 
 import jax
 import numpy as np
+
+from dfflows.flows import MultiScaleFlow, StepSettings
+
+# The tests' base settings: a spline flow with a channel mask, an LU 1x1 conv, XLA convolutions.
+STEP = dict(hidden_channels=32, num_res_blocks=1, coupling='spline', num_bins=8, tail_bound=4.,
+            mask='channel', conv1x1='lu', conv_impl='xla')
+FLOW = dict(num_levels=2, num_steps=2, scan=True, logit_alpha=0.05)
+
+
+def step_settings(**overrides) -> StepSettings:
+  """StepSettings of STEP with `overrides`."""
+  return StepSettings(**{**STEP, **overrides})
+
+
+def small_flow(**overrides) -> MultiScaleFlow:
+  """A MultiScaleFlow of FLOW and STEP with `overrides` (flow and step fields by name)."""
+  step_fields = {f.name for f in dataclasses.fields(StepSettings)}
+  step = {k: v for k, v in overrides.items() if k in step_fields}
+  flow = {k: v for k, v in overrides.items() if k not in step_fields}
+  return MultiScaleFlow(step=step_settings(**step), **{**FLOW, **flow})
 
 
 def perturb(variables: Any, key: jax.Array, scale: float = 0.1) -> Any:

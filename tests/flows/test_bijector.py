@@ -5,16 +5,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfflows.flows import FlowBijector, MultiScaleFlow
-from tests.flows.flow_testing import perturb
+from dfflows.flows import FlowBijector
+from tests.flows.flow_testing import perturb, small_flow
 
 SHAPE = (4, 4, 1)
 
 
 @pytest.fixture(scope='module')
 def model():
-  flow = MultiScaleFlow(num_levels=1, num_steps=1, hidden_channels=4, num_bins=4,
-                        tail_bound=3., scan=False)
+  flow = small_flow(num_levels=1, num_steps=1, hidden_channels=4, num_bins=4, tail_bound=3.,
+                    scan=False)
   x = jax.random.uniform(jax.random.PRNGKey(0), (3,) + SHAPE, minval=0.02, maxval=0.98)
   variables = perturb(jax.jit(flow.init)(jax.random.PRNGKey(1), x), jax.random.PRNGKey(2), 0.05)
   return flow, variables, x

@@ -14,8 +14,9 @@ NUM_BINS, BOUND = 4, 3.0
 
 def _layer(kind, mask):
   if kind == 'spline':
-    return SplineCoupling(hidden_channels=8, mask=mask, num_bins=NUM_BINS, tail_bound=BOUND)
-  return AffineCoupling(hidden_channels=8, mask=mask)
+    return SplineCoupling(hidden_channels=8, num_res_blocks=1, mask=mask, conv_impl='xla',
+                          num_bins=NUM_BINS, tail_bound=BOUND)
+  return AffineCoupling(hidden_channels=8, num_res_blocks=1, mask=mask, conv_impl='xla')
 
 
 @pytest.mark.parametrize('kind', ['spline', 'affine'])

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfflows.flows import ActNorm, MultiScaleFlow
-from tests.flows.flow_testing import check_bijection, perturb
+from dfflows.flows import ActNorm, AffineCoupling, FlowStep, SplineCoupling
+from tests.flows.flow_testing import check_bijection, perturb, small_flow, step_settings
 
 CONFIGS = [
     dict(coupling='spline', mask='channel', conv1x1='lu', scan=True),
@@ -17,8 +17,7 @@ CONFIGS = [
 
 
 def _flow(**kwargs):
-  base = dict(num_levels=2, num_steps=2, hidden_channels=4, num_bins=4, tail_bound=3.)
-  return MultiScaleFlow(**{**base, **kwargs})
+  return small_flow(**{**dict(hidden_channels=4, num_bins=4, tail_bound=3.), **kwargs})
 
 
 def _images(key, shape=(2, 8, 8, 1)):
@@ -94,11 +93,30 @@ def test_latent_shape_and_three_levels():
   np.testing.assert_allclose(x_rec, x, atol=1e-4)
 
 
-@pytest.mark.parametrize('key,value', [('coupling', 'glow'), ('mask', 'stripes'),
-                                       ('conv1x1', 'full')])
-def test_rejects_unknown_names_when_built(key, value):
-  with pytest.raises(ValueError, match=value):
-    MultiScaleFlow(num_levels=1, num_steps=1, hidden_channels=4, **{key: value})
+@pytest.mark.parametrize('key,value', [
+    ('coupling', 'glow'), ('mask', 'stripes'), ('conv1x1', 'full'), ('conv_impl', 'slow'),
+    ('hidden_channels', 0), ('num_res_blocks', -1), ('num_bins', 0), ('tail_bound', 0.),
+    ('num_levels', 0), ('num_steps', 0), ('logit_alpha', 0.5)])
+def test_rejects_a_bad_option_when_built(key, value):
+  """One line naming the option and its value, before any init."""
+  with pytest.raises(ValueError, match=f'{key}={value!r}') as error:
+    _flow(**{key: value})
+  assert '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize('layer,kwargs', [
+    (SplineCoupling, dict(num_bins=4, tail_bound=3., mask='stripes')),
+    (AffineCoupling, dict(mask='stripes')),
+    (AffineCoupling, dict(mask='channel', conv_impl='slow'))])
+def test_couplings_reject_a_bad_option_when_built(layer, kwargs):
+  settings = dict(hidden_channels=4, num_res_blocks=1, mask='channel', conv_impl='xla')
+  with pytest.raises(ValueError, match=f'{layer.__name__}: (mask|conv_impl)='):
+    layer(**{**settings, **kwargs})
+
+
+def test_flow_step_settings_reject_an_unknown_coupling():
+  with pytest.raises(ValueError, match="FlowStep: coupling='glow'"):
+    FlowStep(step_settings(coupling='glow'))
 
 
 def test_rejects_indivisible_image_size():

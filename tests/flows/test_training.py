@@ -8,8 +8,9 @@ import optax
 import pytest
 
 from dfflows.data import idx
-from dfflows.flows import MultiScaleFlow, uniform_dequantize
+from dfflows.flows import uniform_dequantize
 from dfflows.metrics.bpd import continuous_nats_to_bpd
+from tests.flows.flow_testing import small_flow
 from tests.helpers import SHARED_MNIST
 
 MNIST_DIR = SHARED_MNIST
@@ -21,8 +22,8 @@ IMAGES = os.path.join(MNIST_DIR, 'train-images-idx3-ubyte.gz')
 def test_flow_only_model_reduces_bits_per_dim():
   # 16x16 centre crops of 256 digits keep the run short.
   images = jnp.asarray(idx.read_idx(IMAGES)[:256, 6:22, 6:22, None])
-  flow = MultiScaleFlow(num_levels=2, num_steps=2, hidden_channels=16, num_bins=4,
-                        tail_bound=4., scan=True, logit_alpha=0.05)
+  flow = small_flow(num_levels=2, num_steps=2, hidden_channels=16, num_bins=4, tail_bound=4.,
+                    scan=True, logit_alpha=0.05)
   num_dims = 16 * 16
   key = jax.random.PRNGKey(0)
   params = jax.jit(flow.init)(key, uniform_dequantize(key, images[:64]))['params']

@@ -6,6 +6,7 @@ import pytest
 
 from configs import default
 from dfflows.diffusion import schedules
+from dfflows.flows import StepSettings
 from dfflows.models import build
 from dfflows.models.ddpm import PixelDDPM
 from dfflows.models.diffflow import DiffFlow
@@ -18,12 +19,26 @@ def test_build_flow_reads_every_field():
   config.num_levels, config.num_steps, config.hidden_channels = 3, 5, 7
   config.coupling, config.mask, config.conv1x1 = 'affine', 'checkerboard', 'plain'
   config.num_bins, config.tail_bound, config.scan, config.logit_alpha = 6, 2.5, False, 0.0
+  config.num_res_blocks = 2
   flow = build.build_flow(config, conv_impl='fast')
-  assert (flow.num_levels, flow.num_steps, flow.hidden_channels, flow.num_res_blocks,
-          flow.coupling, flow.mask, flow.conv1x1, flow.num_bins, flow.tail_bound, flow.scan,
-          flow.logit_alpha, flow.conv_impl) == (3, 5, 7, config.num_res_blocks, 'affine',
-                                                'checkerboard', 'plain', 6, 2.5, False, 0.0,
-                                                'fast')
+  assert (flow.num_levels, flow.num_steps, flow.scan, flow.logit_alpha) == (3, 5, False, 0.0)
+  assert flow.step == StepSettings(hidden_channels=7, num_res_blocks=2, coupling='affine',
+                                   num_bins=6, tail_bound=2.5, mask='checkerboard',
+                                   conv1x1='plain', conv_impl='fast')
+
+
+@pytest.mark.parametrize('key,value', [('coupling', 'glow'), ('mask', 'stripes'),
+                                       ('conv1x1', 'full'), ('num_steps', 0), ('num_bins', 0),
+                                       ('logit_alpha', 0.5)])
+def test_build_flow_rejects_a_bad_option_when_called(key, value):
+  """Before any init: one line naming the option and its value."""
+  config = default.get_config().flow
+  config[key] = value
+  with pytest.raises(ValueError, match=f'{key}={value!r}') as error:
+    build.build_flow(config, conv_impl='xla')
+  assert '\n' not in str(error.value)
+  with pytest.raises(ValueError, match="conv_impl='slow'"):
+    build.build_flow(default.get_config().flow, conv_impl='slow')
 
 
 def test_build_unet_reads_every_field_and_conv_impls_agree():

@@ -19,8 +19,8 @@ def test_zero_output_at_init_and_nonzero_after_update():
 
 def test_conv_impls_agree():
   x = jax.random.normal(jax.random.PRNGKey(0), (1, 4, 4, 2))
-  xla = Conditioner(out_channels=3, hidden_channels=4, conv_impl='xla')
-  fast = Conditioner(out_channels=3, hidden_channels=4, conv_impl='fast')
+  xla = Conditioner(out_channels=3, hidden_channels=4, num_res_blocks=1, conv_impl='xla')
+  fast = Conditioner(out_channels=3, hidden_channels=4, num_res_blocks=1, conv_impl='fast')
   params = jax.tree.map(lambda p: p + 0.1, jax.jit(xla.init)(jax.random.PRNGKey(1), x))
   np.testing.assert_allclose(fast.apply(params, x), xla.apply(params, x), rtol=1e-5,
                              atol=1e-5)
