@@ -5,7 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dfflows.flows.checks import check_nhwc
+from dfflows.checks import check_nhwc
 
 
 class ActNorm(nn.Module):

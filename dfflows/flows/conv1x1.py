@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 
-from dfflows.flows.checks import check_nhwc
+from dfflows.checks import check_nhwc
 
 
 def random_rotation(key: jax.Array, channels: int) -> jax.Array:

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dfflows.flows.checks import check_at_least, check_choice, check_nhwc
+from dfflows.checks import check_at_least, check_choice, check_nhwc
 from dfflows.nets.conditioner import Conditioner
 from dfflows.nets.conv import CONV_IMPLS
 

@@ -1,7 +1,7 @@
 """2x2 space-to-depth squeeze (RealNVP/Glow), a volume-preserving reshape (log-det 0)."""
 import jax
 
-from dfflows.flows.checks import check_nhwc
+from dfflows.checks import check_nhwc
 
 
 def squeeze(x: jax.Array) -> jax.Array:

@@ -23,12 +23,6 @@ def check_images(x: jnp.ndarray, image_shape: Tuple[int, ...]) -> None:
     raise ValueError(f'Expected uint8 images with values in 0..255, got dtype {x.dtype}.')
 
 
-def check_choice(name: str, value: Any, choices: Tuple[Any, ...]) -> None:
-  """Raises ValueError naming option `name` unless `value` is one of `choices`."""
-  if value not in choices:
-    raise ValueError(f'Unknown {name} {value!r}; expected one of {choices}.')
-
-
 def to_uint8(u: jnp.ndarray) -> jnp.ndarray:
   """Maps u in [0, 1) back to 8-bit pixels (floor(256 u), clipped)."""
   return jnp.clip(jnp.floor(u * 256.0), 0, 255).astype(jnp.uint8)

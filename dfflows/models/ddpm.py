@@ -18,6 +18,7 @@ from typing import Dict, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from dfflows.checks import check_choice
 from dfflows.diffusion import samplers, timesteps
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
 from dfflows.metrics.bpd import discrete_nats_to_bpd
@@ -45,7 +46,7 @@ class PixelDDPM:
   t_sampling: str
 
   def __post_init__(self):
-    common.check_choice('t_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
+    check_choice('PixelDDPM', 't_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
 
   @property
   def bpd_labels(self) -> BpdLabels:

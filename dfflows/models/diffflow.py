@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfflows.checks import check_choice
 from dfflows.diffusion import ode, samplers, timesteps
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace, standard_normal_nll
 from dfflows.flows import (MultiScaleFlow, join_levels, split_levels, squeeze, unsqueeze,
@@ -74,10 +75,10 @@ class DiffFlow:
   prior: str
 
   def __post_init__(self):
-    common.check_choice('objective', self.objective, OBJECTIVES)
-    common.check_choice('unet_loss', self.unet_loss, UNET_LOSSES)
-    common.check_choice('t_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
-    common.check_choice('prior', self.prior, PRIORS)
+    check_choice('DiffFlow', 'objective', self.objective, OBJECTIVES)
+    check_choice('DiffFlow', 'unet_loss', self.unet_loss, UNET_LOSSES)
+    check_choice('DiffFlow', 't_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
+    check_choice('DiffFlow', 'prior', self.prior, PRIORS)
 
   @property
   def latent_shape(self) -> Tuple[int, int, int]:

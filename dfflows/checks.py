@@ -1,4 +1,4 @@
-"""Input and option checks shared by the flow layers."""
+"""Input and option checks shared by the layers and models: one message format for each."""
 from typing import Sequence
 
 import jax
