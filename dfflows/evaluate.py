@@ -5,14 +5,14 @@
       [--config.eval.fid_num_samples=N] [--config.diffusion.sample_steps=N]
 
 Writes <workdir>/eval.json and prints it as a table. The metrics and what they mean are
-in `dfflows.metrics.evaluation`; the eval and sampler settings come from --config (the
+in `dfflows.evaluation`; the eval and sampler settings come from --config (the
 model's must be the run's).
 """
 from dfflows import console  # First: it imports TensorFlow quietly.
 from absl import app, flags  # pylint: disable=g-bad-import-order,wrong-import-order
 from ml_collections import config_flags
 
-from dfflows.metrics import evaluation
+from dfflows import evaluation
 from dfflows.training.run import CHECKPOINTS
 
 FLAGS = flags.FLAGS

@@ -31,7 +31,8 @@ import ml_collections  # pylint: disable=g-import-not-at-top
 
 from configs import default
 from dfflows import machine, train, visualize
-from dfflows.metrics import evaluation, likelihood
+from dfflows import evaluation
+from dfflows.metrics import likelihood
 from dfflows.training import config_checks
 from dfflows.training import run as run_lib
 from experiments import common

@@ -262,7 +262,7 @@ def test_workdir_of_an_older_dfflows_is_refused_with_one_clear_error(tmp_path):
 
 
 def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
-  from dfflows.metrics import evaluation  # pylint: disable=g-import-not-at-top
+  from dfflows import evaluation  # pylint: disable=g-import-not-at-top
   from dfflows.training.run import load_run  # pylint: disable=g-import-not-at-top
   config = tiny_run.config.copy_and_resolve_references()
   config.eval.classifier_steps = 20  # Eval settings: the run's workdir accepts them.
