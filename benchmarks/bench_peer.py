@@ -65,7 +65,8 @@ def jax_step(size: Tuple, steps: int, conv_impl: str) -> Tuple[int, float, float
   from dfflows.nets.unet import UNet  # pylint: disable=g-import-not-at-top
   h, c, batch, ch, mult, blocks, attn, heads = size
   net = UNet(ch=ch, ch_mult=mult, num_res_blocks=blocks, attn_resolutions=attn, dropout=0.0,
-             num_heads=heads, out_channels=2 * c, conv_impl=conv_impl)
+             num_heads=heads, out_channels=2 * c, conv_impl=conv_impl, dtype=jnp.float32,
+             remat=False)
   keys = jax.random.split(jax.random.PRNGKey(0), 4)
   x = jax.random.normal(keys[0], (batch, h, h, c))
   t = jax.random.randint(keys[1], (batch,), 0, 1000)

@@ -89,16 +89,16 @@ class UNet(nn.Module):
   `remat` the ResNet and attention blocks keep only their inputs for the backward
   pass and recompute the rest (less memory, about one more forward pass of compute).
   """
-  ch: int = 64
-  ch_mult: Tuple[int, ...] = (1, 2, 2)
-  num_res_blocks: int = 2
-  attn_resolutions: Tuple[int, ...] = (16,)
-  dropout: float = 0.0
-  num_heads: int = 1
-  out_channels: int = 2
-  conv_impl: str = 'xla'
-  dtype: Any = jnp.float32
-  remat: bool = False
+  ch: int
+  ch_mult: Tuple[int, ...]
+  num_res_blocks: int
+  attn_resolutions: Tuple[int, ...]
+  dropout: float
+  num_heads: int
+  out_channels: int
+  conv_impl: str
+  dtype: Any
+  remat: bool
 
   def _check_input(self, x: Array, t: Array) -> None:
     """Raises ValueError for inputs the U-Net cannot process."""

@@ -32,7 +32,8 @@ def test_tiny_ddpm_lowers_its_bound_on_mnist():
   diffusion = gd.GaussianDiffusion(schedules.get_beta_schedule('cosine', 100),
                                    learn_sigma=True, decoder='discretized')
   model = unet_lib.UNet(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,),
-                        out_channels=2)
+                        dropout=0.0, num_heads=1, out_channels=2, conv_impl='xla',
+                        dtype=jnp.float32, remat=False)
   params = model.init(jax.random.PRNGKey(0), train[:1], jnp.zeros((1,), jnp.int32))
   optimizer = optax.adam(2e-3)
   opt_state = optimizer.init(params)

@@ -11,7 +11,7 @@ from dfflows.nets import unet as unet_lib
 
 def tiny(**kwargs):
   fields = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.0,
-                num_heads=2, out_channels=2)
+                num_heads=2, out_channels=2, conv_impl='xla', dtype=jnp.float32, remat=False)
   fields.update(kwargs)
   return unet_lib.UNet(**fields)
 
