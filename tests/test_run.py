@@ -50,3 +50,14 @@ def test_missing_run_is_a_clear_error(tiny_run, tmp_path, no_images):
   assert not absent.exists()
   with pytest.raises(ValueError, match="which='first' is not one of"):
     run_lib.load_run(tiny_run.workdir, 'first')
+
+
+def test_a_config_of_another_model_is_refused_naming_the_difference(tiny_run, no_images):
+  config = tiny_run.config.copy_and_resolve_references()
+  config.diffusion.sample_steps = 3  # Sampling settings may differ from the run's.
+  config.eval.num_examples = 8
+  assert run_lib.load_run(tiny_run.workdir, 'latest', config).step == 4
+  config.flow.hidden_channels += 1
+  with pytest.raises(ValueError, match=r'does not describe the run in .*\n  flow.hidden_channels: '
+                     r'8 \(workdir\) vs 9 \(now\)'):
+    run_lib.load_run(tiny_run.workdir, 'latest', config)

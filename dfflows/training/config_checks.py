@@ -7,7 +7,7 @@ of the reference's types, and values the code accepts.
 import difflib
 import json
 import os
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple
 
 import ml_collections
 
@@ -48,6 +48,10 @@ CHOICES = {
 # keys change how the model is computed, not what it is).
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
 RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling')
+# Keys that an evaluation may also set otherwise than its run: how to sample, and how the
+# params were initialised.
+EVAL_FREE_KEYS = ('diffusion.sample_steps', 'diffusion.sampler', 'diffusion.ddim_eta',
+                  'model.temperature', 'model.warm_start', 'model.warm_start_step')
 CONFIG_FILE = 'config.json'
 
 
@@ -149,14 +153,14 @@ def _model_sections(config: ml_collections.ConfigDict) -> dict:
   return {k: v for k, v in d.items() if k not in RESUMABLE_SECTIONS}
 
 
-def _diff(a: dict, b: dict, prefix: str = '') -> Iterable[str]:
-  """Dotted keys whose values differ between nested dicts a and b."""
+def _diff(a: dict, b: dict, free: Tuple[str, ...], prefix: str = '') -> Iterable[str]:
+  """Dotted keys, other than those in `free`, whose values differ between nested dicts."""
   for key in sorted(set(a) | set(b)):
     va, vb = a.get(key), b.get(key)
-    if prefix + key in RESUMABLE_KEYS:
+    if prefix + key in free:
       continue
     if isinstance(va, dict) and isinstance(vb, dict):
-      yield from _diff(va, vb, f'{prefix}{key}.')
+      yield from _diff(va, vb, free, f'{prefix}{key}.')
     elif va != vb:
       yield f'{prefix}{key}: {va!r} (workdir) vs {vb!r} (now)'
 
@@ -182,15 +186,31 @@ def load_saved_config(workdir: str) -> dict:
     return json.load(f)
 
 
+def _model_diffs(config: ml_collections.ConfigDict, workdir: str,
+                 free: Tuple[str, ...]) -> List[str]:
+  """How `config`'s model and data differ from the run saved in `workdir` (keys in `free`
+  aside); raises ValueError if its config.json has other keys (an older dfflows)."""
+  saved = load_saved_config(workdir)
+  _check_same_keys(saved, json.loads(config.to_json()), workdir)
+  return list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
+                    _model_sections(config), free))
+
+
+def check_same_model(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Raises ValueError unless `config` describes the model of the run in `workdir` (its
+  eval, sampling and training settings may differ: EVAL_FREE_KEYS, RESUMABLE_SECTIONS)."""
+  diffs = _model_diffs(config, workdir, RESUMABLE_KEYS + EVAL_FREE_KEYS)
+  if diffs:
+    raise ValueError(f'The config does not describe the run in {workdir}; pass the config '
+                     'and overrides it was trained with. Differences:\n  ' + '\n  '.join(diffs))
+
+
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Saves the config in a new workdir; raises ValueError if it holds a different run or one
   whose config.json has other keys (written by an older dfflows)."""
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(path):
-    saved = load_saved_config(workdir)
-    _check_same_keys(saved, json.loads(config.to_json()), workdir)
-    diffs = list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
-                       _model_sections(config)))
+    diffs = _model_diffs(config, workdir, RESUMABLE_KEYS)
     if diffs:
       raise ValueError(f'Workdir {workdir} holds a run of a different config; use another '
                        'workdir or the same settings. Differences:\n  ' + '\n  '.join(diffs))

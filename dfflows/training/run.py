@@ -56,9 +56,13 @@ def load_run(workdir: str, which: str = 'best',
   """The run in `workdir` at its `which` checkpoint ('best' falls back to 'latest').
 
   `config` (default: the run's saved config.json) may change settings that do not change
-  the params, such as the eval or sampler settings of `dfflows.evaluate`'s command line.
+  the model, such as the eval or sampler settings of `dfflows.evaluate`'s command line; a
+  config of another model is a ValueError naming the differences.
   """
-  config = saved_config(workdir) if config is None else config
+  if config is None:
+    config = saved_config(workdir)
+  elif os.path.isdir(workdir):  # (`restore` names a missing workdir.)
+    config_checks.check_same_model(config, workdir)
   model = build_model(config)
   trainer = Trainer(config, model, make_mesh())
   state, step = restore(trainer, workdir, which)
