@@ -24,6 +24,7 @@ class Stream(enum.IntEnum):
   EVAL_EPS_MSE = 2**30 + 8  # dfflows.evaluate: t and noise of the one-sample eps-MSE.
   EXPERIMENT_BOUND = 2**30 + 9  # experiments: full-bound terms (batch i: fold_in(key, i)).
   EXPERIMENT_ESTIMATES = 2**30 + 10  # experiments: draws of the one-sample bound estimate.
+  FID_CLASSIFIER = 2**30 + 11  # The FID feature classifier's init and training steps.
 
 
 def stream(base_key: jax.Array, name: Stream) -> jax.Array:

@@ -69,10 +69,10 @@ class Classifier(nn.Module):
     return self.head(self.dropout(self.features(x), deterministic=not train))
 
 
-def init_params(seed: int = 0, model: Classifier = Classifier()) -> Params:
+def init_params(key: jax.Array, model: Classifier = Classifier()) -> Params:
   """Returns freshly initialised classifier parameters."""
   dummy = jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), jnp.float32)
-  return jax.jit(model.init)(jax.random.PRNGKey(seed), dummy)['params']
+  return jax.jit(model.init)(key, dummy)['params']
 
 
 def _check_labelled(images: np.ndarray, labels: np.ndarray) -> None:
@@ -83,18 +83,21 @@ def _check_labelled(images: np.ndarray, labels: np.ndarray) -> None:
     raise ValueError(f'labels must have shape ({images.shape[0]},), got {labels.shape}.')
 
 
-def train_classifier(images_uint8: np.ndarray, labels: np.ndarray, *, num_steps: int = 3000,
-                     batch_size: int = 128, seed: int = 0, lr: float = 2e-3,
+def train_classifier(images_uint8: np.ndarray, labels: np.ndarray, *, key: jax.Array,
+                     num_steps: int = 3000, batch_size: int = 128, lr: float = 2e-3,
                      model: Classifier = Classifier(), log_every: int = 0) -> Params:
-  """Trains `model` with Adam (cosine-decayed lr) on random minibatches; returns params."""
+  """Trains `model` with Adam (cosine-decayed lr) on random minibatches; returns params.
+
+  `key` gives the initial params and, folded with the step, each step's batch and dropout.
+  """
   images_uint8, labels = np.asarray(images_uint8), np.asarray(labels)
   _check_labelled(images_uint8, labels)
   if num_steps < 1 or batch_size < 1:
     raise ValueError(f'num_steps and batch_size must be positive, got {num_steps}, {batch_size}.')
   data = preprocess(jnp.asarray(images_uint8))  # Validates shapes before training starts.
   labels = jnp.asarray(labels, jnp.int32)
-  key = jax.random.PRNGKey(seed)
-  params = init_params(seed, model)
+  k_init, key = jax.random.split(key)
+  params = init_params(k_init, model)
   tx = optax.adam(optax.cosine_decay_schedule(lr, num_steps))
   opt_state = tx.init(params)
 

@@ -4,10 +4,12 @@ test split's statistics cached in the workdir."""
 import os
 from typing import Any, Callable, NamedTuple, Optional
 
+import jax
 import ml_collections
 import numpy as np
 from absl import logging
 
+from dfflows import rng
 from dfflows.data import input_pipeline
 from dfflows.metrics import classifier, fid, inception
 
@@ -39,8 +41,10 @@ def fid_features(config: ml_collections.ConfigDict, workdir: str) -> Optional[Fi
     logging.info('Training the FID feature classifier (%d steps, cached in %s)...',
                  config.eval.classifier_steps, path)
     images, labels = input_pipeline.load_split(config.data, 'train')
-    params = classifier.train_classifier(images, labels, num_steps=config.eval.classifier_steps,
-                                         batch_size=128, seed=config.seed, log_every=500)
+    key = rng.stream(jax.random.PRNGKey(config.seed), rng.Stream.FID_CLASSIFIER)
+    params = classifier.train_classifier(images, labels, key=key,
+                                         num_steps=config.eval.classifier_steps,
+                                         batch_size=128, log_every=500)
     classifier.save_classifier(path, params)
   return FidFeatures(classifier.feature_fn(params),
                      'dfflows MNIST classifier, penultimate layer (test split reference)',

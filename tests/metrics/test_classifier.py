@@ -21,7 +21,7 @@ SMALL = classifier.Classifier(channels=(4, 8, 8), feature_dim=16, dropout_rate=0
 @functools.lru_cache(maxsize=1)
 def _small_params():
   """SMALL's seed-0 initial params, shared by tests (compiling on a busy CPU is slow)."""
-  return classifier.init_params(0, SMALL)
+  return classifier.init_params(jax.random.PRNGKey(0), SMALL)
 
 
 def _read_idx(path: str) -> np.ndarray:
@@ -47,7 +47,7 @@ def _synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_forward_shapes_and_feature_dim():
-  default_shapes = jax.eval_shape(classifier.init_params)
+  default_shapes = jax.eval_shape(classifier.init_params, jax.random.PRNGKey(0))
   assert default_shapes['dense']['kernel'].shape == (4 * 4 * 128, 128)  # 128-d features.
   images = np.zeros((3, 32, 32), np.uint8)
   logits = classifier._logits(_small_params(), images, SMALL)
@@ -88,9 +88,9 @@ def test_float_images_rejected():
 def test_training_separates_synthetic_classes():
   train_x, train_y = _synthetic_digits(256, seed=0)
   test_x, test_y = _synthetic_digits(128, seed=1)
-  untrained = _small_params()  # train_classifier starts from init_params(seed=0).
-  params = classifier.train_classifier(
-      train_x, train_y, num_steps=40, batch_size=32, seed=0, lr=3e-3, model=SMALL)
+  untrained = _small_params()
+  params = classifier.train_classifier(train_x, train_y, key=jax.random.PRNGKey(0), num_steps=40,
+                                       batch_size=32, lr=3e-3, model=SMALL)
   assert classifier.accuracy(params, test_x, test_y, model=SMALL) >= 0.95
   # The untrained network is at chance on one of the classes' shares.
   assert classifier.accuracy(untrained, test_x, test_y, model=SMALL) < 0.9
@@ -120,7 +120,7 @@ def test_mnist_test_accuracy_at_least_99_percent():
   test_x, test_y = load('t10k-images-idx3-ubyte.gz'), load('t10k-labels-idx1-ubyte.gz')
   assert train_x.shape == (60000, 28, 28) and test_x.shape == (10000, 28, 28)
   start = time.time()
-  params = classifier.train_classifier(train_x, train_y, seed=0)
+  params = classifier.train_classifier(train_x, train_y, key=jax.random.PRNGKey(0))
   acc = classifier.accuracy(params, test_x, test_y)
   print(f'MNIST test accuracy {acc:.4f} after {time.time() - start:.0f}s')
   assert acc >= 0.99
