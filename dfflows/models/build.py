@@ -8,6 +8,7 @@ import ml_collections
 from dfflows.diffusion import schedules
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
 from dfflows.flows.multiscale import MultiScaleFlow, StepSettings
+from dfflows.models.common import DiffusionSettings
 from dfflows.models.ddpm import PixelDDPM
 from dfflows.models.diffflow import DiffFlow, latent_shape
 from dfflows.models.flow_only import FlowOnly
@@ -55,13 +56,14 @@ def build_model(config: ml_collections.ConfigDict) -> Model:
   if kind == 'flow':
     return FlowOnly(flow=build_flow(config.flow, conv_impl), image_shape=shape)
   outputs = 2 if config.diffusion.learn_sigma else 1
-  shared = dict(vlb_weight=config.diffusion.vlb_weight, sampler=config.diffusion.sampler,
-                ddim_eta=config.diffusion.ddim_eta, eps_skip=config.model.eps_skip,
-                variance_skip=config.model.variance_skip, t_sampling=config.model.t_sampling)
+  settings = DiffusionSettings(
+      vlb_weight=config.diffusion.vlb_weight, sampler=config.diffusion.sampler,
+      ddim_eta=config.diffusion.ddim_eta, eps_skip=config.model.eps_skip,
+      variance_skip=config.model.variance_skip, t_sampling=config.model.t_sampling)
   if kind == 'ddpm':
     return PixelDDPM(unet=build_unet(config.unet, shape[2] * outputs, conv_impl),
                      diffusion=build_diffusion(config.diffusion, 'discretized'),
-                     image_shape=shape, **shared)
+                     image_shape=shape, settings=settings)
   if kind == 'diffflow':
     channels = latent_shape(shape, config.model.latent_squeeze, config.model.prior,
                             config.flow.num_levels)[2] * outputs
@@ -69,5 +71,5 @@ def build_model(config: ml_collections.ConfigDict) -> Model:
                     unet=build_unet(config.unet, channels, conv_impl),
                     diffusion=build_diffusion(config.diffusion, 'continuous'), image_shape=shape,
                     latent_squeeze=config.model.latent_squeeze, objective=config.model.objective,
-                    unet_loss=config.model.unet_loss, prior=config.model.prior, **shared)
+                    unet_loss=config.model.unet_loss, prior=config.model.prior, settings=settings)
   raise ValueError(f'Unknown model.kind {kind!r}; expected one of {MODEL_KINDS}.')

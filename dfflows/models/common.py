@@ -1,12 +1,36 @@
 """Pieces shared by the DiffFlow and baseline models."""
+import dataclasses
 import math
 from typing import Any, Callable, Tuple
 
 import jax
 import jax.numpy as jnp
 
+from dfflows.checks import check_choice
+from dfflows.diffusion import timesteps
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
+from dfflows.diffusion.samplers import SAMPLERS
 from dfflows.models.interface import BpdLabels, SamplingPlan
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionSettings:
+  """How a diffusion model (the DiffFlow's prior or the pixel DDPM) trains, estimates and samples.
+
+  vlb_weight: lambda of the hybrid loss; sampler, ddim_eta: the reverse process for samples;
+  eps_skip, variance_skip: the Gaussian residual (`gaussian_residual_fn`); t_sampling: the
+  bound's one-sample t (`timesteps.T_SAMPLINGS`).
+  """
+  vlb_weight: float
+  sampler: str
+  ddim_eta: float
+  eps_skip: bool
+  variance_skip: bool
+  t_sampling: str
+
+  def __post_init__(self):
+    check_choice('DiffusionSettings', 'sampler', self.sampler, SAMPLERS)
+    check_choice('DiffusionSettings', 't_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
 
 
 def num_dims(shape: Tuple[int, ...]) -> int:

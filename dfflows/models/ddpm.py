@@ -18,8 +18,7 @@ from typing import Dict, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from dfflows.checks import check_choice
-from dfflows.diffusion import samplers, timesteps
+from dfflows.diffusion import samplers
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
 from dfflows.metrics.bpd import discrete_nats_to_bpd
 from dfflows.models import common
@@ -38,30 +37,22 @@ class PixelDDPM:
   unet: UNet  # out_channels = image channels * (2 if learn_sigma else 1).
   diffusion: GaussianDiffusion
   image_shape: Tuple[int, int, int]
-  vlb_weight: float
-  sampler: str
-  ddim_eta: float
-  eps_skip: bool
-  variance_skip: bool
-  t_sampling: str
-
-  def __post_init__(self):
-    check_choice('PixelDDPM', 't_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
+  settings: common.DiffusionSettings
 
   @property
   def bpd_labels(self) -> BpdLabels:
     """`eval_bpd` is the `t_sampling` estimate; the training metric is at the loss's uniform t."""
-    return common.diffusion_bpd_labels(self.t_sampling)._replace(
+    return common.diffusion_bpd_labels(self.settings.t_sampling)._replace(
         train="one-sample bound estimate at the hybrid loss's uniform t (heavy-tailed)")
 
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """Reverse diffusion with min(num_steps, T) respaced steps."""
-    return common.diffusion_sampling_plan(self.diffusion, self.sampler, num_steps, 0)
+    return common.diffusion_sampling_plan(self.diffusion, self.settings.sampler, num_steps, 0)
 
   def _model_fn(self, params: Params, train: bool, key: jax.Array):
     """The eps/v network as a model_fn(x_t, t) (see `common.gaussian_residual_fn`)."""
     return common.gaussian_residual_fn(self.unet, params['unet'], self.diffusion, train, key,
-                                       self.eps_skip, self.variance_skip)
+                                       self.settings.eps_skip, self.settings.variance_skip)
 
   def init(self, key: jax.Array, x: jnp.ndarray) -> Params:
     """Initialises the U-Net params."""
@@ -75,7 +66,7 @@ class PixelDDPM:
     common.check_images(x, self.image_shape)
     k_tn, k_drop = jax.random.split(key)
     terms = self.diffusion.training_losses(self._model_fn(params, train, k_drop),
-                                           scale_images(x), k_tn, vlb_weight=self.vlb_weight)
+                                           scale_images(x), k_tn, vlb_weight=self.settings.vlb_weight)
     bpd = discrete_nats_to_bpd(terms['bound'], common.num_dims(self.image_shape))
     loss = terms['loss'].mean()
     return loss, {'loss': loss, 'bpd': jax.lax.stop_gradient(bpd).mean(),
@@ -86,8 +77,8 @@ class PixelDDPM:
     common.check_images(x, self.image_shape)
     k_tn, k_drop = jax.random.split(key)
     nats, _ = self.diffusion.one_sample_bound(self._model_fn(params, False, k_drop),
-                                              scale_images(x), k_tn, self.t_sampling,
-                                              vlb_weight=self.vlb_weight)
+                                              scale_images(x), k_tn, self.settings.t_sampling,
+                                              vlb_weight=self.settings.vlb_weight)
     return discrete_nats_to_bpd(nats, common.num_dims(self.image_shape))
 
   def full_bound_terms(self, params: Params, x: jnp.ndarray,
@@ -109,6 +100,6 @@ class PixelDDPM:
       diffusion = respace(diffusion, num_steps)
     model_fn = self._model_fn(params, False, key)
     x0 = samplers.sample(diffusion, model_fn, (num,) + tuple(self.image_shape), key,
-                         sampler=self.sampler, eta=self.ddim_eta, temperature=temperature,
+                         sampler=self.settings.sampler, eta=self.settings.ddim_eta, temperature=temperature,
                          clip_denoised=True)
     return jnp.clip(jnp.round((x0 + 1.0) * 127.5), 0, 255).astype(jnp.uint8)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfflows.checks import check_choice
-from dfflows.diffusion import ode, samplers, timesteps
+from dfflows.diffusion import ode, samplers
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace, standard_normal_nll
 from dfflows.flows import (MultiScaleFlow, join_levels, split_levels, squeeze, unsqueeze,
                            uniform_dequantize)
@@ -63,21 +63,15 @@ class DiffFlow:
   unet: UNet  # On the latent, with out_channels = latent channels * (2 if learn_sigma else 1).
   diffusion: GaussianDiffusion
   image_shape: Tuple[int, int, int]
+  settings: common.DiffusionSettings
   latent_squeeze: int
   objective: str
   unet_loss: str
-  vlb_weight: float
-  sampler: str
-  ddim_eta: float
-  eps_skip: bool
-  variance_skip: bool
-  t_sampling: str
   prior: str
 
   def __post_init__(self):
     check_choice('DiffFlow', 'objective', self.objective, OBJECTIVES)
     check_choice('DiffFlow', 'unet_loss', self.unet_loss, UNET_LOSSES)
-    check_choice('DiffFlow', 't_sampling', self.t_sampling, timesteps.T_SAMPLINGS)
     check_choice('DiffFlow', 'prior', self.prior, PRIORS)
 
   @property
@@ -88,11 +82,11 @@ class DiffFlow:
   @property
   def bpd_labels(self) -> BpdLabels:
     """The training metric and `eval_bpd` are one-sample estimates of the bound."""
-    return common.diffusion_bpd_labels(self.t_sampling)
+    return common.diffusion_bpd_labels(self.settings.t_sampling)
 
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """Reverse diffusion with min(num_steps, T) respaced steps, then one flow inverse."""
-    return common.diffusion_sampling_plan(self.diffusion, self.sampler, num_steps, 1)
+    return common.diffusion_sampling_plan(self.diffusion, self.settings.sampler, num_steps, 1)
 
   def _split(self, z: jnp.ndarray) -> Tuple[List[jnp.ndarray], jnp.ndarray]:
     """(latents under N(0, I), the latent of the diffusion) of a flow output z."""
@@ -139,7 +133,7 @@ class DiffFlow:
     prior, which the flow's latent approaches.
     """
     return common.gaussian_residual_fn(self.unet, unet_params, self.diffusion, train, key,
-                                       self.eps_skip, self.variance_skip)
+                                       self.settings.eps_skip, self.settings.variance_skip)
 
   def encode(self, params: Params, x: jnp.ndarray, key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Dequantises uint8 `x` and returns (latent z0, log-density outside the diffusion).
@@ -165,8 +159,8 @@ class DiffFlow:
     joint = self.objective == 'thesis_eq_4_6' or self.unet_loss == 'bound'
     unet_params = params['unet'] if joint else sg(params['unet'])
     nats, terms = self.diffusion.one_sample_bound(self._unet_fn(unet_params, train, k_drop), z0,
-                                                  k_bound, self.t_sampling,
-                                                  vlb_weight=self.vlb_weight)
+                                                  k_bound, self.settings.t_sampling,
+                                                  vlb_weight=self.settings.vlb_weight)
     bpd = continuous_nats_to_bpd(nats - logdet, dims)
     metrics = {
         'bpd': bpd.mean(),
@@ -183,7 +177,7 @@ class DiffFlow:
     else:
       # Its own t and noise, independent of the bound's (LSGM's disjoint training).
       hybrid = self.diffusion.training_losses(self._unet_fn(params['unet'], train, k_drop),
-                                              sg(z0), k_hybrid, vlb_weight=self.vlb_weight)
+                                              sg(z0), k_hybrid, vlb_weight=self.settings.vlb_weight)
       loss = bpd.mean() + hybrid['loss'].mean()
       metrics['l_simple'] = hybrid['l_simple'].mean()
     metrics['loss'] = loss
@@ -194,7 +188,7 @@ class DiffFlow:
     k_deq, k_tn = jax.random.split(key)
     z0, logdet = self.encode(params, x, k_deq)
     nats, _ = self.diffusion.one_sample_bound(self._unet_fn(params['unet'], False, k_tn), z0,
-                                              k_tn, self.t_sampling, vlb_weight=self.vlb_weight)
+                                              k_tn, self.settings.t_sampling, vlb_weight=self.settings.vlb_weight)
     return continuous_nats_to_bpd(nats - logdet, common.num_dims(self.image_shape))
 
   def full_bound_terms(self, params: Params, x: jnp.ndarray,
@@ -223,7 +217,7 @@ class DiffFlow:
     """Samples `num` uint8 images: reverse diffusion to z0 (num_steps respaced), then f^-1."""
     diffusion, model_fn = self._reverse_process(params, key, num_steps)
     z0 = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
-                         sampler=self.sampler, eta=self.ddim_eta, temperature=temperature)
+                         sampler=self.settings.sampler, eta=self.settings.ddim_eta, temperature=temperature)
     factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, temperature)
     u, _ = self.flow.apply(params['flow'], self.from_latent(z0, factored), method='inverse')
     return common.to_uint8(u)
@@ -237,7 +231,7 @@ class DiffFlow:
     """
     diffusion, model_fn = self._reverse_process(params, key, num_steps)
     states = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
-                             sampler=self.sampler, eta=self.ddim_eta, return_trajectory=True)
+                             sampler=self.settings.sampler, eta=self.settings.ddim_eta, return_trajectory=True)
     idx = np.round(np.linspace(0, diffusion.num_timesteps, frames)).astype(int)
     factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, 1.0, frames)
     z = self.from_latent(states[idx].reshape((frames * num,) + self.latent_shape), factored)
@@ -263,7 +257,7 @@ class DiffFlow:
     def eps_fn(z, tau):
       eps = self.unet.apply(unet_params, z, schedule.model_time(tau), train=False)
       eps = eps[..., :channels]
-      if self.eps_skip:
+      if self.settings.eps_skip:
         eps = eps + schedule.sigma(tau).reshape((-1,) + (1,) * (z.ndim - 1)) * z
       return eps
     return eps_fn

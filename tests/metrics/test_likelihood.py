@@ -7,11 +7,15 @@ from dfflows.models.build import build_model
 from tests.helpers import random_images, tiny_config
 
 
+def _model(kind: str, num_images: int, seed: int):
+  """A tiny model of `kind`, its initial params and `num_images` random images."""
+  model = build_model(tiny_config(kind))
+  images = random_images(num_images, seed=seed)
+  return model, model.init(jax.random.PRNGKey(0), images[:4]), images
+
+
 def test_eps_mse_is_the_mean_over_real_examples_of_each_ones_l_simple():
-  config = tiny_config('ddpm')
-  model = build_model(config)
-  images = random_images(5, seed=2)
-  params = model.init(jax.random.PRNGKey(0), images[:4])
+  model, params, images = _model('ddpm', 5, seed=2)
   key = jax.random.PRNGKey(1)
   # 5 examples in batches of 4: the second batch is one image and three zero-padded rows.
   got = likelihood.eps_mse(model, params, images, 5, 4, key)
@@ -34,10 +38,7 @@ def test_eps_mse_is_the_mean_over_real_examples_of_each_ones_l_simple():
 
 
 def test_full_bpd_drops_the_padding_and_reports_mean_and_stderr():
-  config = tiny_config('flow')
-  model = build_model(config)
-  images = random_images(7, seed=3)
-  params = model.init(jax.random.PRNGKey(0), images[:4])
+  model, params, images = _model('flow', 7, seed=3)
   key = jax.random.PRNGKey(4)
   out = likelihood.full_bpd(model, params, images, 7, 4, key)
   full = jax.jit(model.full_bpd)

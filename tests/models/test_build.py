@@ -77,7 +77,7 @@ def test_build_model_kind_and_output_channels(kind, cls, channels):
   assert type(model) is cls and model.image_shape == (32, 32, 1)
   if channels:  # The U-Net outputs eps and v for every channel of what it models.
     assert model.unet.out_channels == channels
-    assert (model.eps_skip, model.variance_skip) == (False, False)
+    assert (model.settings.eps_skip, model.settings.variance_skip) == (False, False)
     assert model.diffusion.decoder == ('continuous' if kind == 'diffflow' else 'discretized')
   assert isinstance(model, HasTrajectory) == (kind == 'diffflow')
   assert isinstance(model, HasBoundTerms) == (kind != 'flow')

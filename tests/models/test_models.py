@@ -185,7 +185,8 @@ def test_ddpm_eval_bpd_follows_t_sampling_and_is_unbiased():
   full = np.asarray(jax.jit(jax.vmap(model.full_bpd, (None, None, 0)))(params, x, keys[:24]))
   first = {}
   for sampling in ('uniform', 'importance'):
-    sampled = dataclasses.replace(model, t_sampling=sampling)
+    sampled = dataclasses.replace(
+        model, settings=dataclasses.replace(model.settings, t_sampling=sampling))
     draws = np.asarray(jax.jit(jax.vmap(sampled.eval_bpd, (None, None, 0)))(params, x, keys))
     # Unbiased: per image, the mean of the draws is the full bound averaged over its noise.
     stderr = np.hypot(draws.std(0, ddof=1) / np.sqrt(len(draws)),
