@@ -10,8 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dfflows.flows.actnorm import ActNorm
 from dfflows.checks import check_at_least, check_choice, check_nhwc
+from dfflows.flows.actnorm import ActNorm
 from dfflows.flows.conv1x1 import Conv1x1, Conv1x1LU
 from dfflows.flows.couplings import AffineCoupling, SplineCoupling
 from dfflows.flows.dequantize import Logit, check_logit_alpha
