@@ -153,16 +153,18 @@ def _model_sections(config: ml_collections.ConfigDict) -> dict:
   return {k: v for k, v in d.items() if k not in RESUMABLE_SECTIONS}
 
 
-def _diff(a: dict, b: dict, free: Tuple[str, ...], prefix: str = '') -> Iterable[str]:
-  """Dotted keys, other than those in `free`, whose values differ between nested dicts."""
-  for key in sorted(set(a) | set(b)):
-    va, vb = a.get(key), b.get(key)
+def differences(saved: dict, now: dict, free: Tuple[str, ...] = (), label: str = 'workdir',
+                prefix: str = '') -> Iterable[str]:
+  """'key: saved (label) vs now (now)' for each dotted key, other than those in `free`,
+  whose value differs between a saved config (as a nested dict, from `label`) and this one."""
+  for key in sorted(set(saved) | set(now)):
+    va, vb = saved.get(key), now.get(key)
     if prefix + key in free:
       continue
     if isinstance(va, dict) and isinstance(vb, dict):
-      yield from _diff(va, vb, free, f'{prefix}{key}.')
+      yield from differences(va, vb, free, label, f'{prefix}{key}.')
     elif va != vb:
-      yield f'{prefix}{key}: {va!r} (workdir) vs {vb!r} (now)'
+      yield f'{prefix}{key}: {va!r} ({label}) vs {vb!r} (now)'
 
 
 def _check_same_keys(saved: dict, now: dict, workdir: str) -> None:
@@ -192,8 +194,8 @@ def _model_diffs(config: ml_collections.ConfigDict, workdir: str,
   aside); raises ValueError if its config.json has other keys (an older dfflows)."""
   saved = load_saved_config(workdir)
   _check_same_keys(saved, json.loads(config.to_json()), workdir)
-  return list(_diff({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
-                    _model_sections(config), free))
+  return list(differences({k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS},
+                          _model_sections(config), free))
 
 
 def check_same_model(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -23,19 +23,24 @@ from dfflows.training.train_state import TrainState, create_optimizer, create_tr
 MATCHING_KEYS = ('data.image_size', 'data.channels')
 
 
+def _fitting_parts(config: dict) -> dict:
+  """The flow section and the MATCHING_KEYS of a config (as a nested dict)."""
+  parts = {'flow': config['flow']}
+  for dotted in MATCHING_KEYS:
+    section, key = dotted.split('.')
+    parts.setdefault(section, {})[key] = config[section][key]
+  return parts
+
+
 def check_source(config: ml_collections.ConfigDict, saved: dict) -> None:
   """Raises ValueError unless `saved` is a flow-only run whose flow fits `config`'s."""
   source = config.model.warm_start
   if saved['model']['kind'] != 'flow':
     raise ValueError(f'config.model.warm_start={source!r} is a model.kind='
                      f'{saved["model"]["kind"]!r} run; expected a flow-only run (kind flow).')
-  ours = json.loads(config.to_json())
-  diffs = [f'flow.{k}: {v!r} (source) vs {ours["flow"].get(k)!r} (now)'
-           for k, v in saved['flow'].items() if ours['flow'].get(k) != v]
-  for dotted in MATCHING_KEYS:
-    section, key = dotted.split('.')
-    if saved[section][key] != ours[section][key]:
-      diffs.append(f'{dotted}: {saved[section][key]!r} (source) vs {ours[section][key]!r} (now)')
+  diffs = list(config_checks.differences(_fitting_parts(saved),
+                                         _fitting_parts(json.loads(config.to_json())),
+                                         label='source'))
   if diffs:
     raise ValueError(f'config.model.warm_start={source!r} has a flow that does not fit this '
                      'config:\n  ' + '\n  '.join(diffs))
