@@ -1,6 +1,6 @@
 """Spread of the bound's one-sample estimate on a trained DiffFlow or pixel DDPM: which t.
 
-  python -m experiments.estimator_spread --workdir runs/default [--num_examples 64]
+  python -m experiments.estimator_spread --workdir runs/default
       [--draws 400] [--name estimator_spread]
 
 On the run's EMA params, the full bound's per-timestep terms L_t (one x_t per t and

@@ -16,6 +16,7 @@ def uniform_dequantize(key: jax.Array, x_uint8: jax.Array) -> jax.Array:
   noise = jax.random.uniform(key, x_uint8.shape, jnp.float32)
   return (x_uint8.astype(jnp.float32) + noise) / 256.
 
+
 def check_logit_alpha(layer: str, name: str, alpha: float) -> None:
   """Raises ValueError unless the Logit alpha `name` of `layer` is in [0, 0.5)."""
   if not 0. <= alpha < 0.5:
