@@ -18,6 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.name = 'mnist_embedded'  # mnist_embedded | mnist | mnist_idx | cifar10 | celeb_a
   config.data.data_dir = ''  # TFDS data_dir ('' = TFDS default).
   config.data.manual_dir = ''  # IDX files for 'mnist_idx' (e.g. ../shared/data/mnist).
+  # The last this-many percent of the train split are the validation split: the periodic
+  # eval, `best/` and every choice of a hyper-parameter use it; the rest trains.
+  config.data.validation_percent = 10
   config.data.image_size = 32  # MNIST is zero-padded 28 -> 32; CelebA is cropped and resized.
   config.data.channels = 1
 
@@ -98,7 +101,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.weight_decay = 0.0
   config.optim.warmup_steps = 50
   config.optim.schedule = 'cosine'  # constant | cosine (decay to 0 at train.num_steps)
-  config.optim.grad_clip = 1.0  # Global-norm clipping; 0 = off.
+  config.optim.grad_clip = 1.0  # Global-norm clipping (per parameter group); 0 = off.
+  # The flow's parameter group (LSGM's backbone): its own learning rate, warm-up and schedule,
+  # so that a warm-started flow can train slower than a fresh U-Net, or not at all.
+  config.optim.flow = ml_collections.ConfigDict()
+  config.optim.flow.lr_scale = 1.0  # The flow's peak lr = optim.lr * this; 0 freezes the flow.
+  config.optim.flow.warmup_steps = -1  # -1 = optim.warmup_steps.
+  config.optim.flow.schedule = 'same'  # same (as optim.schedule) | constant | cosine
   config.optim.ema_decay = 0.99  # Short CPU runs; the thesis configs use 0.9999.
   # Decay min(ema_decay, (1 + step) / (10 + step)): the average forgets the init early on.
   config.optim.ema_warmup = True

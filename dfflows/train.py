@@ -103,10 +103,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     config_checks.check_workdir(config, workdir)
   model = build_model(config)
   train_images, _ = input_pipeline.load_split(config.data, 'train')
-  test_images, _ = input_pipeline.load_split(config.data, 'test')
+  # The periodic eval and `best/` use the validation split, never the test split.
+  val_images, _ = input_pipeline.load_split(config.data, 'validation')
   # Bits per model dim -> per real (unpadded) pixel: the same total bits over 784, not 1,024,
   # for MNIST zero-padded to 32x32 (dfflows/metrics/bpd.py).
-  dims = dict(model_dims=int(np.prod(test_images.shape[1:])),
+  dims = dict(model_dims=int(np.prod(val_images.shape[1:])),
               real_pixels=input_pipeline.real_pixel_count(config.data))
   trainer = Trainer(config, model, make_mesh())
   tc = config.train
@@ -165,11 +166,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       if _crossed(prev, step, tc.checkpoint_every) or step >= tc.num_steps or stop.is_set():
         ckpts.save(state)
       if _crossed(prev, step, tc.eval_every) or step >= tc.num_steps:
-        bpd, err = trainer.evaluate(state.ema_params, test_images)
+        bpd, err = trainer.evaluate(state.ema_params, val_images)
         real_bpd, real_err = (bits_per_real_pixel(v, **dims) for v in (bpd, err))  # Linear.
         logging.info('step %d | eval bpd %.3f +- %.3f bits/model dim = %.3f +- %.3f bits/real '
-                     'pixel on %d test images (EMA params; %s)', step, bpd, err, real_bpd,
-                     real_err, config.eval.num_examples or len(test_images),
+                     'pixel on %d validation images (EMA params; %s)', step, bpd, err, real_bpd,
+                     real_err, config.eval.num_examples or len(val_images),
                      trainer.model.bpd_labels.eval)
         _write(writer, metrics_path, step, {'eval/bpd': bpd, 'eval/bpd_stderr': err,
                                             'eval/bpd_per_real_pixel': real_bpd,

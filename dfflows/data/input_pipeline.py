@@ -27,9 +27,31 @@ CELEBA_CROP = 148
 _READ_BATCH = 4096  # Examples per tf.data batch when reading a split into memory.
 
 
+SPLITS = ('train', 'validation', 'test')
+
+
+def tfds_split(split: str, validation_percent: int) -> str:
+  """The TFDS split string of 'train', 'validation' or 'test'.
+
+  'validation' is the last `validation_percent` % of the dataset's train split and 'train'
+  the rest (TFDS's percent slicing: disjoint, together the whole train split); 'test' is the
+  dataset's test split. Periodic evaluation and every choice of a hyper-parameter or a
+  checkpoint use 'validation'; reported test figures use 'test'.
+  """
+  if split not in SPLITS:
+    raise ValueError(f'Unknown split {split!r}; expected one of {SPLITS}.')
+  if not 0 < validation_percent < 100:
+    raise ValueError(f'config.data.validation_percent={validation_percent} must be in 1..99.')
+  if split == 'test':
+    return 'test'
+  cut = 100 - validation_percent
+  return f'train[:{cut}%]' if split == 'train' else f'train[{cut}%:]'
+
+
 def load_split(data_config: ml_collections.ConfigDict,
                split: str) -> tuple[np.ndarray, np.ndarray]:
-  """Loads `split` of `data_config.name`: uint8 images [N, S, S, C] and int32 labels [N]."""
+  """Loads `split` ('train' | 'validation' | 'test', see `tfds_split`) of `data_config.name`:
+  uint8 images [N, S, S, C] and int32 labels [N]."""
   name = data_config.name
   if name not in NATIVE_SHAPES:
     raise ValueError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}.')
@@ -132,7 +154,8 @@ def _load_numpy(data_config: ml_collections.ConfigDict, split: str,
   # Not `tfds.load(batch_size=-1)`: under tfds.testing.mock_data that batches by
   # sys.maxsize and aborts the process; fixed-size batches work everywhere.
   _prepare_on_first_process(data_config)
-  ds = tfds.load(data_config.name, split=split, **_load_kwargs(data_config))
+  ds = tfds.load(data_config.name, split=tfds_split(split, data_config.validation_percent),
+                 **_load_kwargs(data_config))
   preprocess = preprocess or (lambda example: example['image'])
   ds = ds.map(lambda ex: (preprocess(ex), ex.get('label', tf.constant(0, tf.int64))),
               num_parallel_calls=tf.data.AUTOTUNE)

@@ -131,7 +131,8 @@ class Trainer:
     return jax.make_array_from_process_local_data(sharding, local)
 
   def evaluate(self, params: Any, images: np.ndarray) -> Tuple[float, float]:
-    """Mean eval bits/dim over config.eval.num_examples test images and its standard error."""
+    """Mean eval bits/dim over the first config.eval.num_examples `images` (the validation
+    split in training) and its standard error."""
     ev = self.config.eval
     key = rng.stream(self.base_key, rng.Stream.PERIODIC_EVAL)
     total = np.zeros(3)
