@@ -29,9 +29,12 @@ def source(tmp_path_factory):
   noisy = [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)]
   params = jax.tree.unflatten(tree, noisy)
   ema = jax.tree.map(lambda a: 0.5 * a, params)  # Distinct from params: both must be loaded.
+  # Adam's moments and count as after some steps (not the zeros of a fresh optimizer).
+  opt_state = jax.tree.map(lambda a: a + 3 if a.dtype == np.int32 else a + 0.25, state.opt_state)
   ckpts = Checkpoints(workdir, 3)
   for step in (3, 5):
-    ckpts.save(state.replace(step=state.step + step, params=params, ema_params=ema))
+    ckpts.save(state.replace(step=state.step + step, params=params, ema_params=ema,
+                             opt_state=opt_state))
     params = jax.tree.map(lambda a: a + 1.0, params)  # Step 5 differs from step 3.
   ckpts.close()
   return config, workdir, trainer
@@ -64,10 +67,33 @@ def test_loaded_diffflow_bound_equals_flow_only_exact_nll(source):
     gap = lambda bpd: float(np.mean(bpd - exact)) * math.log(2)  # nats/dim
     assert abs(gap(bound)) < 0.01
     assert abs(gap(fresh_bound)) > 0.05  # Not the DiffFlow's own initial flow.
-  # The U-Net and the optimizer state are the fresh run's.
+  # The U-Net is the fresh run's.
   for a, b in zip(jax.tree.leaves(state.params['unet']), jax.tree.leaves(fresh.params['unet'])):
     np.testing.assert_array_equal(a, b)
   assert int(state.step) == 0
+
+
+def test_warm_start_carries_the_flow_moments_and_a_frozen_flow_is_the_ema(source):
+  _, workdir, flow_trainer = source
+  loaded, _ = Checkpoints(workdir, 3).restore(flow_trainer.init_state(random_images(8)), step=3)
+  (src,) = warm_start.adam_states(loaded.opt_state)
+  config = _warm_config(workdir)
+  fresh = _trainer(config).init_state(random_images(8))
+  state = warm_start.load_flow(config, fresh)
+  flow, unet = warm_start.adam_states(state.opt_state)  # multi_transform's groups, sorted.
+  assert int(flow.count) == int(src.count) == 3
+  for new, old in ((flow.mu, src.mu), (flow.nu, src.nu)):
+    for a, b in zip(jax.tree.leaves(new['flow']), jax.tree.leaves(old['flow'])):
+      np.testing.assert_array_equal(a, b)
+  for a, b in zip(jax.tree.leaves(unet), jax.tree.leaves(warm_start.adam_states(fresh.opt_state)[1])):
+    np.testing.assert_array_equal(a, b)  # The U-Net's moments start fresh.
+  config.optim.flow.lr_scale = 0.0
+  frozen_trainer = _trainer(config)
+  frozen = warm_start.load_flow(config, frozen_trainer.init_state(random_images(8)))
+  for which in ('params', 'ema_params'):
+    for a, b in zip(jax.tree.leaves(getattr(frozen, which)['flow']),
+                    jax.tree.leaves(loaded.ema_params['flow'])):
+      np.testing.assert_array_equal(a, b)
 
 
 def test_warm_start_step_selects_the_checkpoint(source):

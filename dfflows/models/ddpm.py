@@ -40,6 +40,11 @@ class PixelDDPM:
   settings: common.DiffusionSettings
 
   @property
+  def param_groups(self) -> Tuple[str, ...]:
+    """The params' top-level keys (`Model.param_groups`)."""
+    return ('unet',)
+
+  @property
   def bpd_labels(self) -> BpdLabels:
     """`eval_bpd` is the `t_sampling` estimate; the training metric is at the loss's uniform t."""
     return common.diffusion_bpd_labels(self.settings.t_sampling)._replace(

@@ -80,6 +80,11 @@ class DiffFlow:
     return latent_shape(self.image_shape, self.latent_squeeze, self.prior, self.flow.num_levels)
 
   @property
+  def param_groups(self) -> Tuple[str, ...]:
+    """The params' top-level keys (`Model.param_groups`)."""
+    return ('flow', 'unet')
+
+  @property
   def bpd_labels(self) -> BpdLabels:
     """The training metric and `eval_bpd` are one-sample estimates of the bound."""
     return common.diffusion_bpd_labels(self.settings.t_sampling)

@@ -24,6 +24,11 @@ class FlowOnly:
   image_shape: Tuple[int, int, int]
 
   @property
+  def param_groups(self) -> Tuple[str, ...]:
+    """The params' top-level keys (`Model.param_groups`)."""
+    return ('flow',)
+
+  @property
   def bpd_labels(self) -> BpdLabels:
     """Every bits/dim of the flow is its exact NLL (of one dequantisation draw)."""
     return BpdLabels(train='exact NLL', eval='exact NLL', full='exact NLL of the flow')

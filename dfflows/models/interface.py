@@ -26,6 +26,10 @@ class Model(Protocol):
   image_shape: Tuple[int, int, int]
 
   @property
+  def param_groups(self) -> Tuple[str, ...]:
+    """The top-level keys of `init`'s params, each a parameter group of the optimizer."""
+
+  @property
   def bpd_labels(self) -> BpdLabels:
     """Labels of the bits/dim that `loss`, `eval_bpd` and `full_bpd` return."""
 

@@ -23,7 +23,7 @@ from dfflows.models.build import MODEL_KINDS
 from dfflows.models.diffflow import OBJECTIVES, PRIORS, UNET_LOSSES
 from dfflows.nets.conv import CONV_IMPLS
 from dfflows.nets.unet import COMPUTE_DTYPES
-from dfflows.training.train_state import LR_SCHEDULES
+from dfflows.training.train_state import FLOW_SCHEDULES, LR_SCHEDULES
 
 # Allowed values of each option, from the module that uses it (one source of truth).
 CHOICES = {
@@ -41,6 +41,7 @@ CHOICES = {
     'diffusion.schedule': SCHEDULES,
     'diffusion.sampler': SAMPLERS,
     'optim.schedule': LR_SCHEDULES,
+    'optim.flow.schedule': FLOW_SCHEDULES,
     'eval.fid_features': FID_FEATURES,
     'eval.inception_dim': BLOCK_DIMS,
 }
@@ -136,6 +137,17 @@ def check_values(config: ml_collections.ConfigDict) -> None:
   if config.model.warm_start and config.model.kind != 'diffflow':
     raise ValueError(f'config.model.warm_start is for model.kind=diffflow, got '
                      f'{config.model.kind!r}.')
+  flow = config.optim.flow
+  if flow.lr_scale < 0 or flow.warmup_steps < -1 or config.optim.warmup_steps < 0:
+    raise ValueError(f'config.optim.flow.lr_scale={flow.lr_scale} must be >= 0, '
+                     f'config.optim.warmup_steps={config.optim.warmup_steps} >= 0 and '
+                     f'config.optim.flow.warmup_steps={flow.warmup_steps} >= -1 (-1 = the same).')
+  if config.model.kind == 'flow' and flow.lr_scale == 0:
+    raise ValueError('config.optim.flow.lr_scale=0 freezes the flow, which is all a '
+                     "model.kind='flow' run trains.")
+  if not 0 < config.data.validation_percent < 100:
+    raise ValueError(f'config.data.validation_percent={config.data.validation_percent} must be '
+                     'in 1..99.')
   size = config.data.image_size
   factor = 2**config.flow.num_levels if config.model.kind != 'ddpm' else 1
   if config.model.kind != 'ddpm' and size % factor:

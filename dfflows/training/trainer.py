@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dfflows import rng
@@ -23,7 +24,8 @@ from dfflows.data import batching
 from dfflows.metrics import stats
 from dfflows.models.interface import Model
 from dfflows.training.train_state import (TrainState, consecutive_bad_steps, create_optimizer,
-                                 create_train_state, ema_decay_at, ema_update)
+                                          create_train_state, ema_decay_at, ema_update,
+                                          frozen_groups)
 
 
 def maybe_initialize_distributed(dist: ml_collections.ConfigDict) -> None:
@@ -45,17 +47,28 @@ def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ('data',))
 
 
-def train_step(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
-               state: TrainState, batch: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
-  """One optimizer step on a global batch of uint8 images; `ema` = (decay, warmup)."""
+def train_step(model: Model, tx: Any, ema: Tuple[float, bool], frozen: Tuple[str, ...],
+               base_key: jax.Array, state: TrainState,
+               batch: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
+  """One optimizer step on a global batch of uint8 images; `ema` = (decay, warmup).
+
+  The `frozen` parameter groups (zero learning rate) are held constant: no gradient is
+  computed for them, so a frozen flow costs its forward pass only.
+  """
   key = jax.random.fold_in(base_key, state.step)
-  grad_fn = jax.value_and_grad(lambda p: model.loss(p, batch, key, train=True), has_aux=True)
-  (loss, metrics), grads = grad_fn(state.params)
+  fixed = {g: state.params[g] for g in frozen}
+  trainable = {g: p for g, p in state.params.items() if g not in frozen}
+  grad_fn = jax.value_and_grad(lambda p: model.loss({**fixed, **p}, batch, key, train=True),
+                               has_aux=True)
+  (loss, metrics), grads = grad_fn(trainable)
+  for group, g in grads.items():
+    metrics[f'grad_norm_{group}'] = optax.global_norm(g)
+  metrics['grad_norm'] = optax.global_norm(grads)
+  grads = {**jax.tree.map(jnp.zeros_like, fixed), **grads}
   # A non-finite loss marks the gradients non-finite too, so apply_if_finite skips the step.
   grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-  metrics['grad_norm'] = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
   new_state = TrainState(step=state.step + 1, params=params,
                          ema_params=ema_update(state.ema_params, params,
                                               ema_decay_at(state.step, *ema)),
@@ -64,8 +77,8 @@ def train_step(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Arr
   return new_state, metrics
 
 
-def train_steps(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Array,
-                state: TrainState,
+def train_steps(model: Model, tx: Any, ema: Tuple[float, bool], frozen: Tuple[str, ...],
+                base_key: jax.Array, state: TrainState,
                 batches: jnp.ndarray) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
   """train_step over batches [steps, B, ...]; returns mean metrics.
 
@@ -75,7 +88,7 @@ def train_steps(model: Model, tx: Any, ema: Tuple[float, bool], base_key: jax.Ar
   `train.steps_per_call=1`. 'bad_streak' is the largest count of consecutive
   skipped (NaN/Inf) steps in the call.
   """
-  step = functools.partial(train_step, model, tx, ema, base_key)
+  step = functools.partial(train_step, model, tx, ema, frozen, base_key)
   if batches.shape[0] == 1:
     state, metrics = step(state, batches[0])
     metrics = jax.tree.map(lambda m: m[None], metrics)
@@ -101,11 +114,12 @@ class Trainer:
     self.replicated = NamedSharding(mesh, P())
     self.stacked = NamedSharding(mesh, P(None, 'data'))
     self.data = NamedSharding(mesh, P('data'))
-    self.tx = create_optimizer(config.optim, config.train.num_steps)
+    self.tx = create_optimizer(config.optim, config.train.num_steps, model.param_groups)
+    self.frozen = frozen_groups(config.optim, model.param_groups)
     self.base_key = jax.random.PRNGKey(config.seed)
     ema = (config.optim.ema_decay, config.optim.ema_warmup)
-    self.train = jax.jit(functools.partial(train_steps, model, self.tx, ema, self.base_key),
-                         donate_argnums=0)
+    self.train = jax.jit(functools.partial(train_steps, model, self.tx, ema, self.frozen,
+                                           self.base_key), donate_argnums=0)
     self.eval = jax.jit(functools.partial(eval_sums, model))
     self.sample = jax.jit(model.sample, static_argnames=('num', 'num_steps'))
 

@@ -2,22 +2,26 @@
 
 `config.model.warm_start` names the workdir of a flow-only run (`model.kind='flow'`) with
 the same `flow` section and image shape. Its checkpoint (`model.warm_start_step`, 0 = its
-latest) gives the DiffFlow's flow params and their EMA; the U-Net and the optimizer state
-start fresh. With the Gaussian residual (`model.eps_skip`, `model.variance_skip`) the
+latest) gives the DiffFlow's flow params, their EMA and Adam's moments of the flow (so the
+flow's group, `optim.flow`, goes on without re-estimating them); the U-Net starts fresh. A
+frozen flow (`optim.flow.lr_scale=0`) is the source's EMA flow, in params and EMA alike. With the Gaussian residual (`model.eps_skip`, `model.variance_skip`) the
 U-Net's zero-initialised output makes the DiffFlow at step 0 the loaded flow with a
 N(0, I) prior, so its bound starts at the flow-only run's exact NLL and joint training
 on the bound goes on from there. A run that resumes from its own checkpoint ignores the
 warm start.
 """
 import json
-from typing import Any
+from typing import Any, List
 
 import jax
 import ml_collections
+import optax
+from absl import logging
 
 from dfflows.training import config_checks
 from dfflows.training.checkpoints import Checkpoints
-from dfflows.training.train_state import TrainState, create_optimizer, create_train_state
+from dfflows.training.train_state import (FLOW_GROUP, TrainState, create_optimizer,
+                                          create_train_state, group_settings)
 
 # Settings of the source run that must equal this run's for its flow params to fit.
 MATCHING_KEYS = ('data.image_size', 'data.channels')
@@ -48,8 +52,36 @@ def check_source(config: ml_collections.ConfigDict, saved: dict) -> None:
 
 def _source_target(flow_params: Any, optim: dict, num_steps: int) -> TrainState:
   """Abstract TrainState of a flow-only run with these flow params and optimizer settings."""
-  tx = create_optimizer(ml_collections.ConfigDict(optim), num_steps)
-  return jax.eval_shape(lambda p: create_train_state({'flow': p}, tx), flow_params)
+  tx = create_optimizer(ml_collections.ConfigDict(optim), num_steps, (FLOW_GROUP,))
+  return jax.eval_shape(lambda p: create_train_state({FLOW_GROUP: p}, tx), flow_params)
+
+
+def _is_adam(node: Any) -> bool:
+  return isinstance(node, optax.ScaleByAdamState)
+
+
+def adam_states(opt_state: Any) -> List[optax.ScaleByAdamState]:
+  """Every Adam state (count, mu, nu) in an optimizer state, in tree order."""
+  return [n for n in jax.tree.leaves(opt_state, is_leaf=_is_adam) if _is_adam(n)]
+
+
+def carry_flow_moments(opt_state: Any, source_opt_state: Any) -> Any:
+  """`opt_state` (of `create_optimizer`) with the flow's Adam count and moments of a flow-only
+  run's `source_opt_state`; the other groups' moments are kept."""
+  source = adam_states(source_opt_state)
+  if len(source) != 1:
+    raise ValueError(f'the source optimizer state has {len(source)} Adam states, expected 1.')
+  source = source[0]
+
+  def carry(node):
+    if not _is_adam(node) or not isinstance(node.mu, dict) or FLOW_GROUP not in node.mu:
+      return node
+    if jax.tree.leaves(node.mu[FLOW_GROUP]) == []:  # Another group's state, the flow masked.
+      return node
+    return optax.ScaleByAdamState(count=source.count,
+                                  mu={**node.mu, FLOW_GROUP: source.mu[FLOW_GROUP]},
+                                  nu={**node.nu, FLOW_GROUP: source.nu[FLOW_GROUP]})
+  return jax.tree.map(carry, opt_state, is_leaf=_is_adam)
 
 
 def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainState:
@@ -60,7 +92,7 @@ def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainStat
   except FileNotFoundError as e:
     raise ValueError(f'config.model.warm_start={source!r}: {e}') from None
   check_source(config, saved)
-  target = _source_target(state.params['flow'], saved['optim'], saved['train']['num_steps'])
+  target = _source_target(state.params[FLOW_GROUP], saved['optim'], saved['train']['num_steps'])
   ckpts = Checkpoints(source, saved['train']['keep_checkpoints'])
   try:
     loaded, step = ckpts.restore(target, step=config.model.warm_start_step or None)
@@ -68,7 +100,14 @@ def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainStat
     ckpts.close()
   if step is None:
     raise ValueError(f'config.model.warm_start={source!r} has no checkpoint.')
-  params = {**state.params, 'flow': loaded.params['flow']}
-  ema = {**state.ema_params, 'flow': loaded.ema_params['flow']}
+  frozen = group_settings(config.optim, FLOW_GROUP).lr == 0
+  flow = loaded.ema_params[FLOW_GROUP] if frozen else loaded.params[FLOW_GROUP]
+  params = {**state.params, FLOW_GROUP: flow}
+  ema = {**state.ema_params, FLOW_GROUP: loaded.ema_params[FLOW_GROUP]}
+  opt_state = state.opt_state if frozen else carry_flow_moments(state.opt_state,
+                                                                loaded.opt_state)
+  logging.info('Warm start from step %d of %s: %s.', step, source,
+               'frozen flow = its EMA flow' if frozen else "flow params, EMA and Adam's moments")
   put = lambda tree, like: jax.tree.map(lambda a, b: jax.device_put(a, b.sharding), tree, like)
-  return state.replace(params=put(params, state.params), ema_params=put(ema, state.ema_params))
+  return state.replace(params=put(params, state.params), ema_params=put(ema, state.ema_params),
+                       opt_state=put(opt_state, state.opt_state))
