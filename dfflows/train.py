@@ -120,7 +120,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     logging.info('Resumed from checkpoint at step %d in %s.', step, ckpts.directory)
   elif config.model.warm_start:
     state = warm_start.load_flow(config, state)
-    logging.info('Warm start: flow params and EMA from %s.', config.model.warm_start)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   batches = batching.train_batches(train_images, tc.batch_size, config.seed,

@@ -94,6 +94,12 @@ def test_warm_start_carries_the_flow_moments_and_a_frozen_flow_is_the_ema(source
     for a, b in zip(jax.tree.leaves(getattr(frozen, which)['flow']),
                     jax.tree.leaves(loaded.ema_params['flow'])):
       np.testing.assert_array_equal(a, b)
+  # The train step donates params and EMA: they must not share buffers.
+  x = random_images(config.train.batch_size, seed=2)
+  after, _ = frozen_trainer.train(frozen, frozen_trainer.global_array(x[None],
+                                                                     frozen_trainer.stacked))
+  for a, b in zip(jax.tree.leaves(after.params['flow']), jax.tree.leaves(loaded.ema_params['flow'])):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_warm_start_step_selects_the_checkpoint(source):

@@ -14,6 +14,7 @@ import json
 from typing import Any, List
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 from absl import logging
@@ -103,7 +104,9 @@ def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainStat
   frozen = group_settings(config.optim, FLOW_GROUP).lr == 0
   flow = loaded.ema_params[FLOW_GROUP] if frozen else loaded.params[FLOW_GROUP]
   params = {**state.params, FLOW_GROUP: flow}
-  ema = {**state.ema_params, FLOW_GROUP: loaded.ema_params[FLOW_GROUP]}
+  # A copy: a frozen flow's params and EMA are equal but must not share buffers (the train
+  # step donates both).
+  ema = {**state.ema_params, FLOW_GROUP: jax.tree.map(jnp.copy, loaded.ema_params[FLOW_GROUP])}
   opt_state = state.opt_state if frozen else carry_flow_moments(state.opt_state,
                                                                 loaded.opt_state)
   logging.info('Warm start from step %d of %s: %s.', step, source,

@@ -1,0 +1,141 @@
+"""Stage 2 of the two-stage DiffFlow: choose its recipe on the validation split, then report.
+
+`validate` compares runs on the validation split (the last `data.validation_percent` % of
+train), never the test split: each run's full bound (the exact NLL for a flow-only run),
+EMA params at the latest checkpoint, on the same validation images, with each run's
+difference to the first run paired over those images:
+
+  python -m experiments.stage2 validate --out stage2_sweep \
+      --run nsf=runs/w28/nsf_s0 --run ch16=runs/w28/sweep_ch16 [--num_examples 512]
+
+`report` reads the `dfflows.evaluate` outputs (eval.json, test split) of NSFs and of the
+DiffFlows warm-started from them, one group per training seed, and writes the table of
+NLLs in both units with each DiffFlow's difference to its own NSF paired over the same test
+images:
+
+  python -m experiments.stage2 report --out stage2 \
+      --seed 0:nsf=runs/w28/nsf_s0,frozen80=runs/w28/frozen80_s0 \
+      --seed 1:nsf=runs/w28/nsf_s1,frozen80=runs/w28/frozen80_s1
+"""
+import argparse
+import json
+import os
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from dfflows import machine, rng
+from dfflows.data import input_pipeline
+from dfflows.metrics import likelihood, stats
+from dfflows.training import run as run_lib
+from experiments import common
+
+
+def _named(specs: List[str]) -> List[Tuple[str, str]]:
+  """'name=workdir' pairs."""
+  return [tuple(s.split('=', 1)) for s in specs]
+
+
+def paired(values: np.ndarray, reference: np.ndarray, factor: float) -> Dict[str, float]:
+  """Mean and paired standard error of (values - reference), per model dim and per real pixel."""
+  mean, stderr = stats.mean_and_stderr(np.asarray(values) - np.asarray(reference))
+  return {'mean_diff': mean, 'paired_stderr': stderr, 'mean_diff_real': mean * factor,
+          'paired_stderr_real': stderr * factor, 'num_images': int(len(values))}
+
+
+def validation_bpd(workdir: str, num_examples: int) -> Dict:
+  """A run's full bound (EMA params, latest checkpoint) on its first validation images."""
+  run = run_lib.load_run(workdir, 'latest')
+  images, _ = input_pipeline.load_split(run.config.data, 'validation')
+  key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND)
+  out = likelihood.full_bpd(run.model, run.state.ema_params, images, num_examples,
+                            run.config.eval.batch_size, key)
+  return {'step': run.step, **out}
+
+
+def validate(args) -> Dict:
+  """The `validate` table: full bounds on validation images and paired differences."""
+  runs = _named(args.run)
+  factor = common.real_pixel_factor(runs[0][1])
+  results = {name: validation_bpd(workdir, args.num_examples) for name, workdir in runs}
+  first = results[runs[0][0]]['bpd_per_example']
+  rows = []
+  for name, workdir in runs:
+    r = results[name]
+    rows.append({'name': name, 'workdir': workdir, 'step': r['step'], 'bpd': r['bpd'],
+                 'bpd_stderr': r['bpd_stderr'], 'bpd_real': r['bpd'] * factor,
+                 'vs_first': paired(r['bpd_per_example'], first, factor)})
+  print(f"| run | step | validation bound, bits/model dim | per real pixel | minus {runs[0][0]}, "
+        'paired (per real pixel) |')
+  print('|---|---:|---|---|---|')
+  for r in rows:
+    d = r['vs_first']
+    print(f"| {r['name']} | {r['step']} | {r['bpd']:.4f} +- {r['bpd_stderr']:.4f} | "
+          f"{r['bpd_real']:.4f} | {d['mean_diff_real']:+.4f} +- {d['paired_stderr_real']:.4f} |")
+  return {'split': 'validation', 'num_examples': args.num_examples, 'rows': rows}
+
+
+def _eval(workdir: str) -> Dict:
+  """A run's eval.json."""
+  with open(os.path.join(workdir, 'eval.json')) as f:
+    return json.load(f)
+
+
+def report(args) -> Dict:
+  """The `report` table: test NLLs of each seed's runs, paired against that seed's NSF."""
+  seeds = {}
+  for spec in args.seed:
+    seed, _, runs = spec.partition(':')
+    runs = _named(runs.split(','))
+    factor = common.real_pixel_factor(runs[0][1])
+    nsf = _eval(runs[0][1])
+    rows = []
+    for name, workdir in runs:
+      ev = _eval(workdir)
+      row = {'name': name, 'workdir': workdir, 'step': ev['step'], 'bpd': ev['bpd'],
+             'bpd_stderr': ev['bpd_stderr'], 'bpd_real': ev['bpd'] * factor,
+             'bpd_estimator': ev['bpd_estimator']}
+      n = len(ev['bpd_per_example'])
+      row['bound_vs_nsf'] = paired(ev['bpd_per_example'], nsf['bpd_per_example'][:n], factor)
+      if 'ode_bpd_per_example' in ev:
+        n = len(ev['ode_bpd_per_example'])
+        row.update(ode_bpd=ev['ode_bpd'], ode_bpd_stderr=ev['ode_bpd_stderr'],
+                   ode_bpd_real=ev['ode_bpd'] * factor,
+                   ode_vs_nsf=paired(ev['ode_bpd_per_example'], nsf['bpd_per_example'][:n],
+                                     factor))
+      rows.append(row)
+    seeds[seed] = rows
+  print('| seed | run | step | test NLL per real pixel | estimator | minus NSF, paired |')
+  print('|---|---|---:|---|---|---|')
+  for seed, rows in seeds.items():
+    for r in rows:
+      d = r['bound_vs_nsf']
+      print(f"| {seed} | {r['name']} | {r['step']} | {r['bpd_real']:.4f} | {r['bpd_estimator']} "
+            f"| {d['mean_diff_real']:+.4f} +- {d['paired_stderr_real']:.4f} |")
+      if 'ode_bpd' in r:
+        d = r['ode_vs_nsf']
+        print(f"| {seed} | {r['name']} | {r['step']} | {r['ode_bpd_real']:.4f} | ODE NLL "
+              f"| {d['mean_diff_real']:+.4f} +- {d['paired_stderr_real']:.4f} |")
+  return {'split': 'test', 'seeds': seeds}
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  sub = parser.add_subparsers(dest='command', required=True)
+  v = sub.add_parser('validate')
+  v.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR')
+  v.add_argument('--num_examples', type=int, default=512)
+  v.add_argument('--out', required=True)
+  r = sub.add_parser('report')
+  r.add_argument('--seed', action='append', required=True, metavar='SEED:NAME=WORKDIR,...')
+  r.add_argument('--out', required=True)
+  args = parser.parse_args()
+  print(f'{machine.describe()}; commit {machine.git_commit()}')
+  result = validate(args) if args.command == 'validate' else report(args)
+  result.update(machine=machine.describe(), commit=machine.git_commit())
+  with open(os.path.join(common.results_dir(), f'{args.out}.json'), 'w') as f:
+    json.dump(result, f, indent=1)
+
+
+if __name__ == '__main__':
+  main()
