@@ -23,7 +23,7 @@ import numpy as np
 
 from dfflows import machine, rng
 from dfflows.data import input_pipeline
-from dfflows.metrics import likelihood
+from dfflows.run_metrics import likelihood
 from dfflows.models import common as model_common
 from dfflows.models.diffflow import DiffFlow
 from dfflows.models.flow_only import FlowOnly
@@ -37,7 +37,7 @@ BUCKETS = (('t=0 (decoder)', 0, 1), ('t=1', 1, 2), ('t=2..9', 2, 10), ('t=10..99
 
 def breakdown(workdir: str, num_examples: int, estimator_draws: int = 200) -> dict:
   """Mean bits/dim of each term over `num_examples` test images."""
-  run = run_lib.load_run(workdir, 'latest', mnist_table.saved_config(workdir))
+  run = run_lib.load_run(workdir, 'latest')
   model, params = run.model, run.state.ema_params
   test_images, _ = input_pipeline.load_split(run.config.data, 'test')
   terms = jax.jit(model.full_bound_terms)
