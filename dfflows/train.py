@@ -20,7 +20,7 @@ from clu import metric_writers
 from dfflows import rng, visualize
 from dfflows.data import batching
 from dfflows.data import input_pipeline
-from dfflows.metrics.bpd import bits_per_real_pixel
+from dfflows.metrics.bpd import per_real_pixel
 from dfflows.models.build import build_model
 from dfflows.training import config_checks, warm_start
 from dfflows.training.checkpoints import Checkpoints
@@ -105,10 +105,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   train_images, _ = input_pipeline.load_split(config.data, 'train')
   # The periodic eval and `best/` use the validation split, never the test split.
   val_images, _ = input_pipeline.load_split(config.data, 'validation')
-  # Bits per model dim -> per real (unpadded) pixel: the same total bits over 784, not 1,024,
-  # for MNIST zero-padded to 32x32 (dfflows/metrics/bpd.py).
-  dims = dict(model_dims=int(np.prod(val_images.shape[1:])),
-              real_pixels=input_pipeline.real_pixel_count(config.data))
   trainer = Trainer(config, model, make_mesh())
   tc = config.train
   first = next(batching.train_batches(train_images, tc.batch_size, config.seed))
@@ -157,7 +153,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                    jax.tree.map(lambda *xs: np.mean(xs), *fetched).items()}
         scalars['train/bad_steps_total'] = float(state.opt_state.total_notfinite)
         if 'train/bpd' in scalars:
-          scalars['train/bpd_per_real_pixel'] = bits_per_real_pixel(scalars['train/bpd'], **dims)
+          scalars['train/bpd_per_real_pixel'] = per_real_pixel(scalars['train/bpd'], config.data)
         pending = []
         logging.info('%s', progress.line(step, scalars))
         _write(writer, metrics_path, step, scalars, is_chief)
@@ -165,8 +161,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       if _crossed(prev, step, tc.checkpoint_every) or step >= tc.num_steps or stop.is_set():
         ckpts.save(state)
       if _crossed(prev, step, tc.eval_every) or step >= tc.num_steps:
-        bpd, err = trainer.evaluate(state.ema_params, val_images)
-        real_bpd, real_err = (bits_per_real_pixel(v, **dims) for v in (bpd, err))  # Linear.
+        bpd, err = trainer.mean_eval_bpd(state.ema_params, val_images)
+        real_bpd, real_err = (per_real_pixel(v, config.data) for v in (bpd, err))  # Linear.
         logging.info('step %d | eval bpd %.3f +- %.3f bits/model dim = %.3f +- %.3f bits/real '
                      'pixel on %d validation images (EMA params; %s)', step, bpd, err, real_bpd,
                      real_err, config.eval.num_examples or len(val_images),

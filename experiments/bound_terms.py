@@ -23,10 +23,9 @@ import numpy as np
 
 from dfflows import machine, rng
 from dfflows.data import input_pipeline
-from dfflows.metrics import likelihood
+from dfflows.run_metrics import likelihood
 from dfflows.models import common as model_common
 from dfflows.models.diffflow import DiffFlow
-from dfflows.models.flow_only import FlowOnly
 from dfflows.training import run as run_lib
 from experiments import common, mnist_table
 
@@ -37,21 +36,21 @@ BUCKETS = (('t=0 (decoder)', 0, 1), ('t=1', 1, 2), ('t=2..9', 2, 10), ('t=10..99
 
 def breakdown(workdir: str, num_examples: int, estimator_draws: int = 200) -> dict:
   """Mean bits/dim of each term over `num_examples` test images."""
-  run = run_lib.load_run(workdir, 'latest', mnist_table.saved_config(workdir))
+  run = run_lib.load_run(workdir, 'latest')
   model, params = run.model, run.state.ema_params
   test_images, _ = input_pipeline.load_split(run.config.data, 'test')
   terms = jax.jit(model.full_bound_terms)
   d = model_common.num_dims(model.image_shape)
   to_bits = lambda nats: float(np.mean(nats)) / (d * math.log(2))
   # The DiffFlow's flow with a standard normal prior instead of the diffusion (exact NLL).
-  gaussian = (jax.jit(FlowOnly(flow=model.flow, image_shape=model.image_shape).eval_bpd)
+  gaussian = (jax.jit(model.flow_under_gaussian(params)[0].eval_bpd)
               if isinstance(model, DiffFlow) else None)
 
   def per_batch(batch: np.ndarray, key: jax.Array) -> dict:
     """The bound's terms (and the flow's Gaussian NLL) per example of one batch."""
     out = terms(params, batch, key)
     if gaussian is not None:
-      out['flow_gaussian_bpd'] = gaussian({'flow': params['flow']}, batch, key)
+      out['flow_gaussian_bpd'] = gaussian(model.flow_under_gaussian(params)[1], batch, key)
     return out
 
   bound_key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND)

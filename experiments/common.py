@@ -8,17 +8,14 @@ import jax
 import numpy as np
 
 from dfflows import rng, train, visualize
-from dfflows.data import input_pipeline
-from dfflows.metrics.bpd import bits_per_real_pixel
+from dfflows.metrics.bpd import per_real_pixel
 from dfflows.training.run import Run, saved_config
 
 
 def real_pixel_factor(workdir: str) -> float:
   """Bits per model dim -> bits per real (unpadded) pixel for the run in `workdir`: the
   model's dims over the real pixels (1024 / 784 for MNIST zero-padded to 32x32)."""
-  data = saved_config(workdir).data
-  return bits_per_real_pixel(1.0, data.image_size**2 * data.channels,
-                             input_pipeline.real_pixel_count(data))
+  return per_real_pixel(1.0, saved_config(workdir).data)
 
 
 def estimator_draws(run: Run, images: np.ndarray, draws: int) -> np.ndarray:

@@ -31,9 +31,7 @@ import ml_collections  # pylint: disable=g-import-not-at-top
 
 from configs import default
 from dfflows import machine, train, visualize
-from dfflows import evaluation
-from dfflows.metrics import likelihood
-from dfflows.training import config_checks
+from dfflows.run_metrics import likelihood, report as eval_report
 from dfflows.training import run as run_lib
 from experiments import common
 
@@ -82,15 +80,6 @@ def make_config(row: str, steps: int, args) -> ml_collections.ConfigDict:
   return config
 
 
-def saved_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run of this script trained in `workdir` (rebuilt from its config.json)."""
-  saved = config_checks.load_saved_config(workdir)
-  args = argparse.Namespace(dataset=saved['data']['name'], manual_dir=saved['data']['manual_dir'],
-                            eval_examples=saved['eval']['num_examples'],
-                            fid_samples=saved['eval']['fid_num_samples'])
-  return make_config(os.path.basename(os.path.normpath(workdir)), saved['train']['num_steps'], args)
-
-
 def run_row(row: str, steps: int, args) -> Dict:
   """Trains (or resumes) and evaluates one table row; reuses a finished eval.json."""
   config = make_config(row, steps, args)
@@ -110,7 +99,7 @@ def run_row(row: str, steps: int, args) -> Dict:
     src = os.path.join(args.workdir, ROWS[0], name)
     if row != ROWS[0] and os.path.exists(src):
       shutil.copy(src, os.path.join(workdir, name))
-  return evaluation.evaluate_run(config, workdir, 'latest')
+  return eval_report.write_report(config, workdir, 'latest')
 
 
 def trajectory_strip(workdir: str) -> str:
@@ -118,7 +107,7 @@ def trajectory_strip(workdir: str) -> str:
   run_dir = os.path.join(workdir, 'diffflow')
   path = os.path.join(run_dir, 'eval_trajectory.png')
   if not os.path.exists(path):
-    evaluation.save_trajectory(run_lib.load_run(run_dir, 'latest', saved_config(run_dir)), path)
+    eval_report.save_trajectory(run_lib.load_run(run_dir, 'latest'), path)
   out = os.path.join(common.results_dir(), 'mnist_table_trajectory_diffflow.png')
   shutil.copy(path, out)
   return out
@@ -137,8 +126,7 @@ def report(args, steps: Dict[str, int]) -> None:
       results[row]['train_wall_seconds'] = json.load(f)['wall_seconds']
     if 'bpd_per_real_pixel' not in results[row]:  # An eval.json written before that unit.
       data = run_lib.saved_config(workdir).data
-      results[row].update(likelihood.real_pixel_fields(results[row], data,
-                                                       data.image_size**2 * data.channels))
+      results[row].update(likelihood.real_pixel_fields(results[row], data))
     curves[row] = {key: common.series(metrics, key) for key in ('train/bpd', 'eval/bpd')}
     shutil.copy(os.path.join(workdir, 'eval_samples.png'),
                 os.path.join(out, f'mnist_table_samples_{row}.png'))

@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from dfflows import machine, rng
 from dfflows.data import input_pipeline
-from dfflows.metrics import sampling
-from dfflows.metrics.fid_features import fid_features, samples_fid
+from dfflows.run_metrics import sampling
+from dfflows.run_metrics.fid_features import fid_features, samples_fid
 from dfflows.training import run as run_lib
 from experiments import common, mnist_table
 
@@ -97,7 +97,7 @@ def main():
   rows = []
   for steps, sampler, kind in settings:
     workdir = os.path.join(args.workdir, kind)
-    config = mnist_table.saved_config(workdir)
+    config = run_lib.saved_config(workdir)
     config.diffusion.sampler = sampler
     t0 = time.time()
     row = {'model': kind, 'sampler': sampler, 'steps': steps,

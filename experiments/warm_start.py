@@ -26,8 +26,8 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 
 from dfflows import rng, train, visualize
 from dfflows.data import input_pipeline
-from dfflows.metrics import likelihood, stats
-from dfflows.models.flow_only import FlowOnly
+from dfflows.metrics import stats
+from dfflows.run_metrics import likelihood
 from dfflows.training import run as run_lib
 from experiments import common
 
@@ -128,10 +128,10 @@ def flow_alone_bpd(workdir: str, num_examples: int = 256) -> Dict[str, float]:
   """
   run = run_lib.load_run(workdir, 'latest')
   test_images, _ = input_pipeline.load_split(run.config.data, 'test')
-  flow_only = FlowOnly(flow=run.model.flow, image_shape=run.model.image_shape)
-  out = likelihood.full_bpd(flow_only, {'flow': run.state.ema_params['flow']}, test_images,
-                            num_examples, run.config.eval.batch_size,
-                            rng.stream(run.trainer.base_key, rng.Stream.EVAL_BPD))
+  flow_only, flow_params = run.model.flow_under_gaussian(run.state.ema_params)
+  out = likelihood.full_bpd_summary(flow_only, flow_params, test_images, num_examples,
+                                    run.config.eval.batch_size,
+                                    rng.stream(run.trainer.base_key, rng.Stream.EVAL_BPD))
   return {'step': run.step, 'flow_alone_bpd': out['bpd'],
           'flow_alone_bpd_stderr': out['bpd_stderr'],
           'flow_alone_bpd_real': out['bpd'] * common.real_pixel_factor(workdir)}

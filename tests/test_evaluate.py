@@ -1,12 +1,18 @@
-"""Which FID features `dfflows.evaluate` uses (eval.fid_features), bad FID settings, and the
-bits per real pixel beside bits per model dim in eval.json."""
+"""Which FID features `dfflows.evaluate` uses (eval.fid_features), bad FID settings, the
+bits per real pixel beside bits per model dim in eval.json, and the config of an evaluation:
+the run's config.json with only the eval and sampler settings of the command line."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from dfflows.metrics import likelihood
-from dfflows.metrics.fid_features import fid_features
+from dfflows.run_metrics import likelihood
+from dfflows.run_metrics.fid_features import fid_features
 from dfflows.training import config_checks
-from tests.helpers import tiny_config
+from tests.helpers import REPO_ROOT, copy_run, tiny_config
 from tests.metrics.inception_testing import fake_state_dict, random_variables
 
 
@@ -50,7 +56,7 @@ def test_eval_json_reports_bits_per_real_pixel_of_padded_mnist():
   config = tiny_config('diffflow')  # mnist_embedded, zero-padded 28x28 -> 32x32.
   result = {'bpd': 1.201, 'bpd_stderr': 0.016, 'bpd_raw_params': 1.25,
             'bpd_raw_params_stderr': 0.02}
-  fields = likelihood.real_pixel_fields(result, config.data, 32 * 32)
+  fields = likelihood.real_pixel_fields(result, config.data)
   assert fields['model_dims'] == 1024 and fields['real_pixels'] == 784
   for key in ('bpd', 'bpd_stderr', 'bpd_raw_params', 'bpd_raw_params_stderr'):
     per_pixel = key.replace('_stderr', '') + '_per_real_pixel' + (
@@ -61,5 +67,68 @@ def test_eval_json_reports_bits_per_real_pixel_of_padded_mnist():
                                 'padding)')
   assert 'bits per real pixel' in fields['bpd_per_real_pixel_unit']
   # RGB data without padding: the two units agree.
-  rgb = likelihood.real_pixel_fields({'bpd': 3.0}, _rgb_config().data, 32 * 32 * 3)
+  rgb = likelihood.real_pixel_fields({'bpd': 3.0}, _rgb_config().data)
   assert rgb['bpd_per_real_pixel'] == 3.0 and 'no padding' in rgb['bpd_unit']
+
+
+def _saved_run(tmp_path) -> tuple:
+  """A workdir holding the tiny DiffFlow's config.json, and that config."""
+  config = tiny_config('diffflow')
+  config_checks.check_workdir(config, str(tmp_path))
+  return str(tmp_path), config
+
+
+def test_evaluation_config_is_the_runs_config_without_a_command_line(tmp_path):
+  workdir, config = _saved_run(tmp_path)
+  got = config_checks.evaluation_config(workdir, None, {})
+  assert json.loads(got.to_json()) == json.loads(config.to_json())
+
+
+def test_evaluation_config_takes_eval_and_sampler_overrides_and_ignores_training_keys(tmp_path):
+  workdir, config = _saved_run(tmp_path)
+  overrides = {'eval.num_examples': 8, 'diffusion.sample_steps': 3, 'diffusion.sampler': 'ddim',
+               'optim.lr': 0.5, 'train.num_steps': 7, 'model.warm_start': 'runs/x',
+               'flow.hidden_channels': config.flow.hidden_channels}  # The run's own value.
+  got = config_checks.evaluation_config(workdir, None, overrides)
+  assert (got.eval.num_examples, got.diffusion.sample_steps, got.diffusion.sampler) == (
+      8, 3, 'ddim')
+  assert (got.optim.lr, got.train.num_steps, got.model.warm_start) == (
+      config.optim.lr, config.train.num_steps, '')
+
+
+def test_evaluation_config_refuses_a_model_override_naming_it(tmp_path):
+  workdir, config = _saved_run(tmp_path)
+  with pytest.raises(ValueError, match=r'--config.flow.hidden_channels=9 differs from the run .* '
+                     r'\(8\); an evaluation sets only config.eval.\*'):
+    config_checks.evaluation_config(workdir, None, {'flow.hidden_channels': 9})
+
+
+def test_evaluation_config_takes_a_config_files_eval_settings_not_its_training_ones(tmp_path):
+  workdir, config = _saved_run(tmp_path)
+  given = tiny_config('diffflow')
+  given.optim.lr, given.train.num_steps = 0.5, 99  # Trained otherwise: never blocks.
+  given.eval.fid_num_samples, given.model.temperature = 12, 0.7
+  got = config_checks.evaluation_config(workdir, given, {})
+  assert (got.eval.fid_num_samples, got.model.temperature) == (12, 0.7)
+  assert (got.optim.lr, got.train.num_steps) == (config.optim.lr, config.train.num_steps)
+  given.flow.hidden_channels += 1
+  with pytest.raises(ValueError, match=r'does not describe the run .*\n  flow.hidden_channels: '
+                     r'8 \(workdir\) vs 9 \(now\)'):
+    config_checks.evaluation_config(workdir, given, {})
+
+
+def test_evaluate_without_config_uses_the_runs_config_and_prints_a_summary(tiny_run, tmp_path):
+  workdir = copy_run(tiny_run, tmp_path / 'run')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'dfflows.evaluate', f'--workdir={workdir}', '--checkpoint=latest',
+       '--config.eval.num_examples=8', '--config.eval.fid_num_samples=16',
+       '--config.eval.classifier_steps=20', '--config.eval.ode_examples=0',
+       '--config.optim.lr=0.5'], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(os.path.join(workdir, 'eval.json')) as f:
+    result = json.load(f)
+  assert result['step'] == 4 and len(result['bpd_per_example']) == 8
+  lines = proc.stdout.splitlines()
+  assert any(l.split() == ['bpd_per_example', '(8', 'values,', 'in', 'eval.json)'] for l in lines)
+  assert any(l.split() == ['bpd_num_examples', '8'] for l in lines)
+  assert '[' not in proc.stdout, proc.stdout  # No per-image list on the console.

@@ -262,13 +262,13 @@ def test_workdir_of_an_older_dfflows_is_refused_with_one_clear_error(tmp_path):
 
 
 def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
-  from dfflows import evaluation  # pylint: disable=g-import-not-at-top
+  from dfflows.run_metrics import report  # pylint: disable=g-import-not-at-top
   from dfflows.training.run import load_run  # pylint: disable=g-import-not-at-top
   config = tiny_run.config.copy_and_resolve_references()
   config.eval.classifier_steps = 20  # Eval settings: the run's workdir accepts them.
   config.eval.num_examples, config.eval.fid_num_samples = 8, 16
   workdir = copy_run(tiny_run, tmp_path / 'run')
-  result = evaluation.evaluate_run(config, workdir, 'latest')
+  result = report.write_report(config, workdir, 'latest')
   saved = json.load(open(os.path.join(workdir, 'eval.json')))
   assert saved == result
   assert result['step'] == 4 and result['bpd_num_examples'] == 8

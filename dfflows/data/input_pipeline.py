@@ -12,15 +12,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from dfflows.data.catalog import DATASETS, NATIVE_SHAPES
+from dfflows.data.catalog import DATASETS, NATIVE_SHAPES, ZERO_PADDED, center_padding
 # Importing the builders registers `mnist_embedded` and `mnist_idx` with TFDS.
 from dfflows.data import mnist_embedded  # pylint: disable=unused-import
 from dfflows.data import mnist_idx  # pylint: disable=unused-import
 
-# Datasets that `load_split` zero-pads (centred) from their native size to image_size: the
-# padding is always 0, so only the native pixels carry data (`real_pixel_count`). The others
-# reach image_size without padding: CIFAR-10 natively, CelebA by crop and resize.
-ZERO_PADDED = ('mnist_embedded', 'mnist', 'mnist_idx')
 # CelebA: central 148x148 crop, then area-resize to image_size, as in Real NVP
 # (Dinh et al., 2017, Sec. 4.1); the crop keeps the face and drops most background.
 CELEBA_CROP = 148
@@ -73,25 +69,6 @@ def load_split(data_config: ml_collections.ConfigDict,
   return images, np.asarray(labels, np.int32)
 
 
-def real_pixel_count(data_config: ml_collections.ConfigDict) -> int:
-  """Pixel values of one image before zero-padding: the dims of the model that carry data.
-
-  The model sees image_size^2 * channels dims (1,024 for 32x32 MNIST). MNIST's 28x28x1
-  digits are zero-padded to image_size, so 784 of them are real (image_size < 28 is
-  refused, as by `load_split`: nothing here resizes MNIST); CIFAR-10 (native 32x32x3) and
-  CelebA (cropped and resized to image_size) are not padded, so all image_size^2 * channels
-  are real. Bits per real pixel = total bits / this count (`dfflows.metrics.bpd`).
-  """
-  name, size = data_config.name, data_config.image_size
-  if name not in NATIVE_SHAPES:
-    raise ValueError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}.')
-  if name in ZERO_PADDED:
-    height, width, channels = NATIVE_SHAPES[name]
-    _center_padding(height, size, name)  # Raises where `load_split` cannot pad.
-    return height * width * channels
-  return size * size * data_config.channels
-
-
 def check_images(images: np.ndarray, name: str = 'images') -> None:
   """Raises ValueError unless `images` is uint8 [N, H, W, C] (values 0..255)."""
   images = np.asarray(images)
@@ -117,17 +94,8 @@ def _load_kwargs(data_config: ml_collections.ConfigDict) -> dict:
 
 def _pad_to(images: np.ndarray, size: int, name: str) -> np.ndarray:
   """Zero-pads square images [N, s, s, C] to [N, size, size, C], centered."""
-  before, after = _center_padding(images.shape[1], size, name)
+  before, after = center_padding(images.shape[1], size, name)
   return np.pad(images, ((0, 0), (before, after), (before, after), (0, 0)))
-
-
-def _center_padding(native: int, size: int, name: str) -> tuple[int, int]:
-  """Zero rows (before, after) that center-pad `native`px images to `size`px."""
-  pad = size - native
-  if pad < 0 or pad % 2:
-    raise ValueError(f'{name}: cannot center-pad {native}px images to image_size '
-                     f'{size}; need image_size >= {native} with an even difference.')
-  return pad // 2, pad - pad // 2
 
 
 def _load_celeb_a(data_config: ml_collections.ConfigDict,

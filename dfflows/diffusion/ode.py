@@ -52,12 +52,11 @@ from dfflows.diffusion.gaussian_diffusion import standard_normal_nll
 
 Array = jnp.ndarray
 EpsFn = Callable[[Array, Array], Array]  # eps_fn(x [B, ...], tau [B]) -> eps_hat [B, ...]
-COSINE_OFFSET = 0.008
-# Network evaluations of a diffrax Tsit5/Dopri5 solve (7 stages, the last reused as the
-# next step's first): 1 + 6 per step, rejected steps included (as counted with a host
-# callback in `tests/diffusion/test_ode.py`).
+# Network evaluations of a diffrax Tsit5 solve (7 stages, the last reused as the next
+# step's first): 1 + 6 per step, rejected steps included (`tests/diffusion/test_ode.py`).
 FSAL_EVALS_PER_STEP = 6
 INITIAL_EVALS = 1
+MAX_STEPS = 16384  # Of one adaptive solve.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,16 +83,16 @@ class VPSchedule:
     """log abar(tau) (`xp` = numpy for float64 on the host)."""
     if self.name == 'cosine':
       # cos((tau + o) / (1 + o) pi / 2) written as a sine of 1 - tau, accurate near tau = 1.
-      c = math.pi / (2.0 * (1.0 + COSINE_OFFSET))
+      c = math.pi / (2.0 * (1.0 + schedules.COSINE_OFFSET))
       return 2.0 * (xp.log(xp.sin((1.0 - tau) * c))
-                    - math.log(math.cos(COSINE_OFFSET * c)))
+                    - math.log(math.cos(schedules.COSINE_OFFSET * c)))
     a, b = self._linear_rate()
     return -(a * tau + 0.5 * b * tau**2)
 
   def beta(self, tau: Array) -> Array:
     """beta(tau) = -d log abar / d tau."""
     if self.name == 'cosine':
-      c = math.pi / (2.0 * (1.0 + COSINE_OFFSET))
+      c = math.pi / (2.0 * (1.0 + schedules.COSINE_OFFSET))
       return 2.0 * c / jnp.tan((1.0 - tau) * c)
     a, b = self._linear_rate()
     return a + b * tau
@@ -129,21 +128,6 @@ class VPSchedule:
     return lo
 
 
-def schedule_from_betas(betas: np.ndarray) -> VPSchedule:
-  """The continuous schedule whose discrete betas are `betas` (a cosine or linear schedule)."""
-  betas = np.asarray(betas, np.float64)
-  num_timesteps = int(betas.size)
-  for name in schedules.SCHEDULES:
-    try:
-      reference = schedules.get_beta_schedule(name, num_timesteps)
-    except ValueError:
-      continue
-    if np.allclose(betas, reference, rtol=1e-9, atol=0.0):
-      return VPSchedule(name, num_timesteps)
-  raise ValueError(f'The betas are none of the schedules {schedules.SCHEDULES} with '
-                   f'T = {num_timesteps}; the probability-flow ODE supports only those.')
-
-
 def drift(eps_fn: EpsFn, schedule: VPSchedule, x: Array, tau: Array) -> Array:
   """f(x, tau) = -1/2 beta(tau) (x - eps_hat(x, tau) / sigma(tau)) for a scalar tau."""
   tau_b = jnp.full(x.shape[:1], tau, x.dtype)
@@ -174,20 +158,17 @@ def divergence(fn: Callable[[Array], Array], x: Array, probes: Optional[Array]):
   return out, jnp.sum((probes * vj).reshape(probes.shape[:2] + (-1,)), axis=-1)
 
 
-def _solve(vector_field, y0, t0: float, t1: float, *, rtol: float, atol: float,
-           max_steps: int, solver=None):
-  """diffrax solve of dy/dtau = vector_field(tau, y) from t0 to t1 (either direction)."""
+def _solve(vector_field, y0, t0: float, t1: float, *, rtol: float, atol: float):
+  """Tsit5 solve of dy/dtau = vector_field(tau, y) from t0 to t1 (either direction)."""
   return diffrax.diffeqsolve(
-      diffrax.ODETerm(lambda t, y, args: vector_field(t, y)),
-      diffrax.Tsit5() if solver is None else solver, t0, t1, dt0=None, y0=y0,
-      stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-      saveat=diffrax.SaveAt(t1=True), max_steps=max_steps)
+      diffrax.ODETerm(lambda t, y, args: vector_field(t, y)), diffrax.Tsit5(), t0, t1,
+      dt0=None, y0=y0, stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+      saveat=diffrax.SaveAt(t1=True), max_steps=MAX_STEPS)
 
 
 def nll(eps_fn: EpsFn, x0: Array, key: jax.Array, *, schedule: VPSchedule,
         num_probes: int = 1, exact_trace: bool = False, rtol: float = 1e-5,
-        atol: float = 1e-5, tau_min: Optional[float] = None, tau_max: Optional[float] = None,
-        max_steps: int = 16384, solver=None) -> Dict[str, Array]:
+        atol: float = 1e-5) -> Dict[str, Array]:
   """-log p(x0) in nats per example under the probability-flow ODE with a N(0, I) prior.
 
   Returns dict with
@@ -197,11 +178,9 @@ def nll(eps_fn: EpsFn, x0: Array, key: jax.Array, *, schedule: VPSchedule,
     'delta_nats' [B]:    int div f dtau (so nats = prior_nats - delta_nats);
     'z' [B, ...]:        x(tau_max), the encoding;
     'num_steps', 'num_rejected_steps', 'nfe': scalars; nfe = network evaluations
-                         (each on the whole batch) of the Tsit5/Dopri5 solve.
-  Jittable with static `num_probes`, `exact_trace`, `max_steps`.
+                         (each on the whole batch) of the Tsit5 solve.
+  Jittable with static `num_probes`, `exact_trace`.
   """
-  tau_min = schedule.tau_min if tau_min is None else tau_min
-  tau_max = schedule.tau_max if tau_max is None else tau_max
   probes = None if exact_trace else rademacher_probes(key, num_probes, x0.shape, x0.dtype)
 
   def vector_field(tau, state):
@@ -210,8 +189,8 @@ def nll(eps_fn: EpsFn, x0: Array, key: jax.Array, *, schedule: VPSchedule,
     return dx, div
 
   integral0 = jnp.zeros((1 if exact_trace else num_probes, x0.shape[0]), x0.dtype)
-  sol = _solve(vector_field, (x0, integral0), tau_min, tau_max, rtol=rtol, atol=atol,
-               max_steps=max_steps, solver=solver)
+  sol = _solve(vector_field, (x0, integral0), schedule.tau_min, schedule.tau_max, rtol=rtol,
+               atol=atol)
   z, delta = sol.ys[0][0], sol.ys[1][0]
   prior = standard_normal_nll(z)
   probe_nats = prior[None] - delta
@@ -223,14 +202,11 @@ def nll(eps_fn: EpsFn, x0: Array, key: jax.Array, *, schedule: VPSchedule,
 
 
 def transport(eps_fn: EpsFn, x: Array, *, schedule: VPSchedule, forward: bool,
-              rtol: float = 1e-5, atol: float = 1e-5, tau_min: Optional[float] = None,
-              tau_max: Optional[float] = None, max_steps: int = 16384, solver=None) -> Array:
+              rtol: float = 1e-5, atol: float = 1e-5) -> Array:
   """The ODE run from tau_min to tau_max (`forward`, the encoder) or back (the sampler)."""
-  ends = (schedule.tau_min if tau_min is None else tau_min,
-          schedule.tau_max if tau_max is None else tau_max)
+  ends = (schedule.tau_min, schedule.tau_max)
   t0, t1 = ends if forward else ends[::-1]
-  sol = _solve(lambda tau, y: drift(eps_fn, schedule, y, tau), x, t0, t1, rtol=rtol,
-               atol=atol, max_steps=max_steps, solver=solver)
+  sol = _solve(lambda tau, y: drift(eps_fn, schedule, y, tau), x, t0, t1, rtol=rtol, atol=atol)
   return sol.ys[0]
 
 

@@ -11,6 +11,7 @@ from typing import Callable, List, Sequence, Union
 import numpy as np
 
 SCHEDULES = ('linear', 'cosine')
+COSINE_OFFSET = 0.008  # o of Improved DDPM's cosine schedule.
 
 
 def linear_beta_schedule(num_timesteps: int) -> np.ndarray:
@@ -29,9 +30,9 @@ def betas_for_alpha_bar(num_timesteps: int, alpha_bar: Callable[[float], float],
   return np.asarray(betas, dtype=np.float64)
 
 
-def cosine_alpha_bar(s: float, offset: float = 0.008) -> float:
+def cosine_alpha_bar(s: float) -> float:
   """Improved DDPM's cumulative signal fraction cos^2((s + o) / (1 + o) * pi / 2)."""
-  return math.cos((s + offset) / (1.0 + offset) * math.pi / 2) ** 2
+  return math.cos((s + COSINE_OFFSET) / (1.0 + COSINE_OFFSET) * math.pi / 2) ** 2
 
 
 def get_beta_schedule(name: str, num_timesteps: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from typing import Tuple
 import jax.numpy as jnp
 import ml_collections
 
-from dfflows.diffusion import schedules
+from dfflows.diffusion import ode, schedules
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
 from dfflows.flows.multiscale import MultiScaleFlow, StepSettings
 from dfflows.models.common import DiffusionSettings
@@ -71,5 +71,7 @@ def build_model(config: ml_collections.ConfigDict) -> Model:
                     unet=build_unet(config.unet, channels, conv_impl),
                     diffusion=build_diffusion(config.diffusion, 'continuous'), image_shape=shape,
                     latent_squeeze=config.model.latent_squeeze, objective=config.model.objective,
-                    unet_loss=config.model.unet_loss, prior=config.model.prior, settings=settings)
+                    unet_loss=config.model.unet_loss, prior=config.model.prior, settings=settings,
+                    ode_schedule=ode.VPSchedule(config.diffusion.schedule,
+                                                config.diffusion.num_timesteps))
   raise ValueError(f'Unknown model.kind {kind!r}; expected one of {MODEL_KINDS}.')

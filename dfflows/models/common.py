@@ -1,14 +1,14 @@
 """Pieces shared by the DiffFlow and baseline models."""
 import dataclasses
 import math
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
 from dfflows.checks import check_choice
 from dfflows.diffusion import timesteps
-from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
+from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
 from dfflows.diffusion.samplers import SAMPLERS
 from dfflows.models.interface import BpdLabels, SamplingPlan
 
@@ -38,7 +38,7 @@ def num_dims(shape: Tuple[int, ...]) -> int:
   return math.prod(shape)
 
 
-def check_images(x: jnp.ndarray, image_shape: Tuple[int, ...]) -> None:
+def check_model_input(x: jnp.ndarray, image_shape: Tuple[int, ...]) -> None:
   """Raises ValueError unless `x` is a batch of 8-bit images of `image_shape`."""
   if x.ndim != 4 or tuple(x.shape[1:]) != tuple(image_shape):
     raise ValueError(f'Expected a batch of images of shape [B, {", ".join(map(str, image_shape))}],'
@@ -50,6 +50,19 @@ def check_images(x: jnp.ndarray, image_shape: Tuple[int, ...]) -> None:
 def to_uint8(u: jnp.ndarray) -> jnp.ndarray:
   """Maps u in [0, 1) back to 8-bit pixels (floor(256 u), clipped)."""
   return jnp.clip(jnp.floor(u * 256.0), 0, 255).astype(jnp.uint8)
+
+
+def add_eps_skip(eps: jnp.ndarray, x_t: jnp.ndarray, sigma: jnp.ndarray) -> jnp.ndarray:
+  """eps + sigma_t x_t: the network's eps as a residual on E[eps | x_t] for N(0, I) data."""
+  return eps + sigma.reshape((-1,) + (1,) * (x_t.ndim - 1)) * x_t
+
+
+def sampling_diffusion(diffusion: GaussianDiffusion,
+                       num_steps: Optional[int]) -> GaussianDiffusion:
+  """`diffusion` respaced to `num_steps` reverse steps if fewer than its T (0/None: all T)."""
+  if num_steps and num_steps < diffusion.num_timesteps:
+    return respace(diffusion, num_steps)
+  return diffusion
 
 
 def gaussian_residual_fn(unet: Any, unet_params: Any, diffusion: GaussianDiffusion, train: bool,
@@ -69,8 +82,8 @@ def gaussian_residual_fn(unet: Any, unet_params: Any, diffusion: GaussianDiffusi
     out = unet.apply(unet_params, x_t, t, train=train, rngs={'dropout': key})
     c = x_t.shape[-1]
     if eps_skip:
-      out = out.at[..., :c].add(diffusion.gather(diffusion.sqrt_one_minus_alphas_cumprod, t, x_t)
-                                * x_t)
+      sigma = diffusion.gather(diffusion.sqrt_one_minus_alphas_cumprod, t, x_t)
+      out = out.at[..., :c].set(add_eps_skip(out[..., :c], x_t, sigma))
     if variance_skip and diffusion.learn_sigma:
       out = out.at[..., c:].add(1.0)
     return out

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from dfflows.diffusion import samplers
-from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace
+from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
 from dfflows.metrics.bpd import discrete_nats_to_bpd
 from dfflows.models import common
 from dfflows.models.interface import BpdLabels, Params, SamplingPlan
@@ -61,14 +61,14 @@ class PixelDDPM:
 
   def init(self, key: jax.Array, x: jnp.ndarray) -> Params:
     """Initialises the U-Net params."""
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     return {'unet': self.unet.init(key, scale_images(x[:1]), jnp.zeros((1,), jnp.int32),
                                    train=False)}
 
   def loss(self, params: Params, x: jnp.ndarray, key: jax.Array,
            train: bool = True) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
     """Hybrid loss (L_simple + lambda L_vlb) at uniform t, and metrics (see `bpd_labels`)."""
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     k_tn, k_drop = jax.random.split(key)
     terms = self.diffusion.training_losses(self._model_fn(params, train, k_drop),
                                            scale_images(x), k_tn, vlb_weight=self.settings.vlb_weight)
@@ -79,7 +79,7 @@ class PixelDDPM:
 
   def eval_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """One-sample unbiased estimate of the bound (t ~ `t_sampling`) in bits/dim, per example."""
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     k_tn, k_drop = jax.random.split(key)
     nats, _ = self.diffusion.one_sample_bound(self._model_fn(params, False, k_drop),
                                               scale_images(x), k_tn, self.settings.t_sampling,
@@ -89,7 +89,7 @@ class PixelDDPM:
   def full_bound_terms(self, params: Params, x: jnp.ndarray,
                        key: jax.Array) -> Dict[str, jnp.ndarray]:
     """Every term of the bound in nats per example (`HasBoundTerms`)."""
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     return self.diffusion.full_bound(self._model_fn(params, False, key), scale_images(x), key)
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
@@ -100,9 +100,7 @@ class PixelDDPM:
   def sample(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
              temperature: float = 1.0) -> jnp.ndarray:
     """Samples `num` uint8 images by reverse diffusion (num_steps respaced)."""
-    diffusion = self.diffusion
-    if num_steps and num_steps < diffusion.num_timesteps:
-      diffusion = respace(diffusion, num_steps)
+    diffusion = common.sampling_diffusion(self.diffusion, num_steps)
     model_fn = self._model_fn(params, False, key)
     x0 = samplers.sample(diffusion, model_fn, (num,) + tuple(self.image_shape), key,
                          sampler=self.settings.sampler, eta=self.settings.ddim_eta, temperature=temperature,

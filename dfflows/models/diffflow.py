@@ -31,11 +31,12 @@ import numpy as np
 
 from dfflows.checks import check_choice
 from dfflows.diffusion import ode, samplers
-from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, respace, standard_normal_nll
+from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion, standard_normal_nll
 from dfflows.flows import (MultiScaleFlow, join_levels, split_levels, squeeze, unsqueeze,
                            uniform_dequantize)
 from dfflows.metrics.bpd import LOG2, continuous_nats_to_bpd
 from dfflows.models import common
+from dfflows.models.flow_only import FlowOnly
 from dfflows.models.interface import BpdLabels, Params, SamplingPlan
 from dfflows.nets.unet import UNet
 
@@ -68,6 +69,7 @@ class DiffFlow:
   objective: str
   unet_loss: str
   prior: str
+  ode_schedule: ode.VPSchedule  # The continuous-time schedule of `diffusion`'s betas.
 
   def __post_init__(self):
     check_choice('DiffFlow', 'objective', self.objective, OBJECTIVES)
@@ -92,6 +94,10 @@ class DiffFlow:
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """Reverse diffusion with min(num_steps, T) respaced steps, then one flow inverse."""
     return common.diffusion_sampling_plan(self.diffusion, self.settings.sampler, num_steps, 1)
+
+  def flow_under_gaussian(self, params: Params) -> Tuple[FlowOnly, Params]:
+    """Its flow under the flow-only model's N(0, I) prior, and that model's params."""
+    return FlowOnly(flow=self.flow, image_shape=self.image_shape), {'flow': params['flow']}
 
   def _split(self, z: jnp.ndarray) -> Tuple[List[jnp.ndarray], jnp.ndarray]:
     """(latents under N(0, I), the latent of the diffusion) of a flow output z."""
@@ -123,7 +129,7 @@ class DiffFlow:
 
   def init(self, key: jax.Array, x: jnp.ndarray) -> Params:
     """Initialises params; ActNorm layers are initialised from the batch `x` (uint8)."""
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     k_deq, k_flow, k_unet = jax.random.split(key, 3)
     u = uniform_dequantize(k_deq, x)
     flow_params = self.flow.init(k_flow, u)
@@ -140,13 +146,14 @@ class DiffFlow:
     return common.gaussian_residual_fn(self.unet, unet_params, self.diffusion, train, key,
                                        self.settings.eps_skip, self.settings.variance_skip)
 
-  def encode(self, params: Params, x: jnp.ndarray, key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray]:
+  def latent_and_logdet(self, params: Params, x: jnp.ndarray,
+                        key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Dequantises uint8 `x` and returns (latent z0, log-density outside the diffusion).
 
     The second part is log|det df/du| per example, plus log N(z_factored; 0, I) of the
     factored-out latents for `prior='top_level'`, so -log p(u) <= L_vlb(z0) - that.
     """
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     u = uniform_dequantize(key, x)
     z, logdet = self.flow.apply(params['flow'], u, method='forward')
     factored, z0 = self._split(z)
@@ -158,7 +165,7 @@ class DiffFlow:
            train: bool = True) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
     """Training loss and per-batch metrics (bits/dim and its parts)."""
     k_deq, k_bound, k_hybrid, k_drop = jax.random.split(key, 4)
-    z0, logdet = self.encode(params, x, k_deq)
+    z0, logdet = self.latent_and_logdet(params, x, k_deq)
     dims = common.num_dims(self.image_shape)
     sg = jax.lax.stop_gradient
     joint = self.objective == 'thesis_eq_4_6' or self.unet_loss == 'bound'
@@ -191,7 +198,7 @@ class DiffFlow:
   def eval_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """One-sample unbiased estimate of the bound in bits/dim, per example."""
     k_deq, k_tn = jax.random.split(key)
-    z0, logdet = self.encode(params, x, k_deq)
+    z0, logdet = self.latent_and_logdet(params, x, k_deq)
     nats, _ = self.diffusion.one_sample_bound(self._unet_fn(params['unet'], False, k_tn), z0,
                                               k_tn, self.settings.t_sampling, vlb_weight=self.settings.vlb_weight)
     return continuous_nats_to_bpd(nats - logdet, common.num_dims(self.image_shape))
@@ -200,7 +207,7 @@ class DiffFlow:
                        key: jax.Array) -> Dict[str, jnp.ndarray]:
     """Every term of the bound in nats per example (`HasBoundTerms`), with 'neg_logdet'."""
     k_deq, k_bound = jax.random.split(key)
-    z0, logdet = self.encode(params, x, k_deq)
+    z0, logdet = self.latent_and_logdet(params, x, k_deq)
     model_fn = self._unet_fn(params['unet'], False, key)
     return {**self.diffusion.full_bound(model_fn, z0, k_bound), 'neg_logdet': -logdet}
 
@@ -212,10 +219,18 @@ class DiffFlow:
 
   def _reverse_process(self, params: Params, key: jax.Array, num_steps: Optional[int]):
     """The diffusion (respaced to num_steps if fewer than T) and eps-network for sampling."""
-    diffusion = self.diffusion
-    if num_steps and num_steps < diffusion.num_timesteps:
-      diffusion = respace(diffusion, num_steps)
-    return diffusion, self._unet_fn(params['unet'], False, key)
+    return (common.sampling_diffusion(self.diffusion, num_steps),
+            self._unet_fn(params['unet'], False, key))
+
+  def _images(self, params: Params, z0: jnp.ndarray, key: jax.Array, temperature: float,
+              frames: int = 1) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """(z, uint8 f^-1(z)) of diffusion latents z0 [frames * num, ...] and factored-out
+    latents drawn with fold_in(key, 1) at `temperature`."""
+    num = z0.shape[0] // frames
+    factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, temperature, frames)
+    z = self.from_latent(z0, factored)
+    u, _ = self.flow.apply(params['flow'], z, method='inverse')
+    return z, common.to_uint8(u)
 
   def sample(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
              temperature: float = 1.0) -> jnp.ndarray:
@@ -223,9 +238,7 @@ class DiffFlow:
     diffusion, model_fn = self._reverse_process(params, key, num_steps)
     z0 = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
                          sampler=self.settings.sampler, eta=self.settings.ddim_eta, temperature=temperature)
-    factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, temperature)
-    u, _ = self.flow.apply(params['flow'], self.from_latent(z0, factored), method='inverse')
-    return common.to_uint8(u)
+    return self._images(params, z0, key, temperature)[1]
 
   def trajectory(self, params: Params, key: jax.Array, num: int, num_steps: Optional[int] = None,
                  frames: int = 8) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -238,18 +251,12 @@ class DiffFlow:
     states = samplers.sample(diffusion, model_fn, (num,) + self.latent_shape, key,
                              sampler=self.settings.sampler, eta=self.settings.ddim_eta, return_trajectory=True)
     idx = np.round(np.linspace(0, diffusion.num_timesteps, frames)).astype(int)
-    factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, 1.0, frames)
-    z = self.from_latent(states[idx].reshape((frames * num,) + self.latent_shape), factored)
-    u, _ = self.flow.apply(params['flow'], z, method='inverse')
+    z, x = self._images(params, states[idx].reshape((frames * num,) + self.latent_shape), key,
+                        1.0, frames)
     shape = (frames, num) + tuple(self.image_shape)
-    return z.reshape(shape), common.to_uint8(u).reshape(shape)
+    return z.reshape(shape), x.reshape(shape)
 
   # --- probability-flow ODE (dfflows.diffusion.ode) -------------------------
-
-  @property
-  def ode_schedule(self) -> ode.VPSchedule:
-    """The continuous-time schedule of the diffusion's (cosine or linear) betas."""
-    return ode.schedule_from_betas(self.diffusion.betas)
 
   def _ode_eps_fn(self, unet_params: Params) -> ode.EpsFn:
     """eps_hat(z, tau) = U-Net(z, tau T - 1)[..., :C] (+ sigma(tau) z with `eps_skip`).
@@ -262,9 +269,7 @@ class DiffFlow:
     def eps_fn(z, tau):
       eps = self.unet.apply(unet_params, z, schedule.model_time(tau), train=False)
       eps = eps[..., :channels]
-      if self.settings.eps_skip:
-        eps = eps + schedule.sigma(tau).reshape((-1,) + (1,) * (z.ndim - 1)) * z
-      return eps
+      return common.add_eps_skip(eps, z, schedule.sigma(tau)) if self.settings.eps_skip else eps
     return eps_fn
 
   def ode_nll_terms(self, params: Params, x: jnp.ndarray, key: jax.Array,
@@ -278,7 +283,7 @@ class DiffFlow:
     Jittable with static num_probes and exact_trace.
     """
     k_deq, k_probe = jax.random.split(key)
-    z0, logdet = self.encode(params, x, k_deq)
+    z0, logdet = self.latent_and_logdet(params, x, k_deq)
     out = ode.nll(self._ode_eps_fn(params['unet']), z0, k_probe, schedule=self.ode_schedule,
                   num_probes=num_probes, exact_trace=exact_trace, rtol=rtol, atol=atol)
     batch = x.shape[0]
@@ -299,12 +304,14 @@ class DiffFlow:
     return continuous_nats_to_bpd(terms['ode_nats'] + terms['neg_logdet'],
                                   common.num_dims(self.image_shape))
 
-  def ode_sample(self, params: Params, key: jax.Array, num: int, temperature: float = 1.0,
-                 rtol: float = 1e-5, atol: float = 1e-5) -> jnp.ndarray:
-    """`num` uint8 images: z(tau_max) ~ N(0, temperature^2 I), the ODE back to z0, then f^-1."""
+  def ode_latents(self, params: Params, key: jax.Array, num: int,
+                  temperature: float = 1.0) -> jnp.ndarray:
+    """`num` diffusion latents z0: z(tau_max) ~ N(0, temperature^2 I), the ODE back to z0."""
     z_max = temperature * jax.random.normal(key, (num,) + self.latent_shape)
-    z0 = ode.decode(self._ode_eps_fn(params['unet']), z_max, schedule=self.ode_schedule,
-                    rtol=rtol, atol=atol)
-    factored = self._gaussian_factored(jax.random.fold_in(key, 1), num, temperature)
-    u, _ = self.flow.apply(params['flow'], self.from_latent(z0, factored), method='inverse')
-    return common.to_uint8(u)
+    return ode.decode(self._ode_eps_fn(params['unet']), z_max, schedule=self.ode_schedule)
+
+  def ode_sample(self, params: Params, key: jax.Array, num: int,
+                 temperature: float = 1.0) -> jnp.ndarray:
+    """`num` uint8 images: `ode_latents`, then f^-1 (the deterministic sampler)."""
+    return self._images(params, self.ode_latents(params, key, num, temperature), key,
+                        temperature)[1]

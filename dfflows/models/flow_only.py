@@ -40,14 +40,14 @@ class FlowOnly:
 
   def init(self, key: jax.Array, x: jnp.ndarray) -> Params:
     """Initialises params; ActNorm layers are initialised from the batch `x` (uint8)."""
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     k_deq, k_flow = jax.random.split(key)
     return {'flow': self.flow.init(k_flow, uniform_dequantize(k_deq, x))}
 
   def nll_terms(self, params: Params, x: jnp.ndarray,
                 key: jax.Array) -> Tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """Per-example (bits/dim, -logdet nats, prior NLL nats) of uint8 `x`."""
-    common.check_images(x, self.image_shape)
+    common.check_model_input(x, self.image_shape)
     z, logdet = self.flow.apply(params['flow'], uniform_dequantize(key, x), method='forward')
     prior = standard_normal_nll(z)
     return continuous_nats_to_bpd(prior - logdet, common.num_dims(self.image_shape)), -logdet, prior

@@ -39,7 +39,7 @@ def timestep_embedding(t: Array, dim: int, max_period: float = 10000.0) -> Array
   return jnp.pad(emb, ((0, 0), (0, dim % 2)))
 
 
-class ResBlock(nn.Module):
+class TimeResBlock(nn.Module):
   """h = x + conv(drop(silu(gn(conv(silu(gn(x)))) * (1 + scale) + shift))), 1x1 skip if needed.
 
   (scale, shift) = dense(silu(temb)): Improved DDPM's `use_scale_shift_norm`, which
@@ -119,10 +119,10 @@ class UNet(nn.Module):
     temb = timestep_embedding(t, self.ch)
     temb = nn.Dense(4 * self.ch, dtype=dt)(temb)
     temb = nn.Dense(4 * self.ch, dtype=dt)(nn.silu(temb))
-    res_cls = nn.remat(ResBlock, static_argnums=(3,)) if self.remat else ResBlock
+    res_cls = nn.remat(TimeResBlock, static_argnums=(3,)) if self.remat else TimeResBlock
     attn_cls = nn.remat(AttnBlock) if self.remat else AttnBlock
     res_ids, attn_ids = itertools.count(), itertools.count()
-    # Explicit names (those flax gives the plain blocks): params do not depend on remat.
+    # Explicit names, the params' keys: they depend on neither remat nor the class name.
     block = lambda out_ch: res_cls(out_ch, self.dropout, self.conv_impl, dt,
                                    name=f'ResBlock_{next(res_ids)}')
     attn = lambda: attn_cls(self.num_heads, dt, name=f'AttnBlock_{next(attn_ids)}')

@@ -7,7 +7,7 @@ of the reference's types, and values the code accepts.
 import difflib
 import json
 import os
-from typing import Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import ml_collections
 
@@ -49,10 +49,13 @@ CHOICES = {
 # keys change how the model is computed, not what it is).
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
 RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling')
-# Keys that an evaluation may also set otherwise than its run: how to sample, and how the
-# params were initialised.
-EVAL_FREE_KEYS = ('diffusion.sample_steps', 'diffusion.sampler', 'diffusion.ddim_eta',
-                  'model.temperature', 'model.warm_start', 'model.warm_start_step')
+# How to sample: an evaluation may set these keys (and config.eval.*) otherwise than its run.
+SAMPLER_KEYS = ('diffusion.sample_steps', 'diffusion.sampler', 'diffusion.ddim_eta',
+                'model.temperature')
+# Sections and keys that only shape training (or how params were initialised): an evaluation
+# ignores them.
+TRAINING_ONLY = ('train', 'optim', 'distributed', 'model.warm_start',
+                 'model.warm_start_step') + RESUMABLE_KEYS
 CONFIG_FILE = 'config.json'
 
 
@@ -212,11 +215,55 @@ def _model_diffs(config: ml_collections.ConfigDict, workdir: str,
 
 def check_same_model(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Raises ValueError unless `config` describes the model of the run in `workdir` (its
-  eval, sampling and training settings may differ: EVAL_FREE_KEYS, RESUMABLE_SECTIONS)."""
-  diffs = _model_diffs(config, workdir, RESUMABLE_KEYS + EVAL_FREE_KEYS)
+  eval, sampler and training settings may differ: config.eval.*, SAMPLER_KEYS, TRAINING_ONLY)."""
+  diffs = _model_diffs(config, workdir, TRAINING_ONLY + SAMPLER_KEYS)
   if diffs:
-    raise ValueError(f'The config does not describe the run in {workdir}; pass the config '
-                     'and overrides it was trained with. Differences:\n  ' + '\n  '.join(diffs))
+    raise ValueError(f'The config does not describe the run in {workdir}; leave --config out '
+                     "(the run's config.json is the default) or pass the model's settings it "
+                     'was trained with. Differences:\n  ' + '\n  '.join(diffs))
+
+
+def _is_eval_setting(dotted: str) -> bool:
+  """Whether an evaluation may set `dotted` otherwise than its run (eval.*, SAMPLER_KEYS)."""
+  return dotted.startswith('eval.') or dotted in SAMPLER_KEYS
+
+
+def _is_training_only(dotted: str) -> bool:
+  """Whether `dotted` only shapes training (TRAINING_ONLY, a key or a section)."""
+  return any(dotted == k or dotted.startswith(k + '.') for k in TRAINING_ONLY)
+
+
+def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
+  """config['a.b'] = value for a dotted key."""
+  *parents, last = dotted.split('.')
+  for part in parents:
+    config = config[part]
+  config[last] = value
+
+
+def evaluation_config(workdir: str, given: Optional[ml_collections.ConfigDict],
+                      overrides: Dict[str, Any]) -> ml_collections.ConfigDict:
+  """The config.json of the run in `workdir` with the eval and sampler settings of `given`
+  (a --config, if any) and then of `overrides` (--config.KEY flags, by dotted key).
+
+  Training-only keys (TRAINING_ONLY) of either are ignored; a model or data setting that
+  differs from the run's is a ValueError naming it.
+  """
+  config = ml_collections.ConfigDict(load_saved_config(workdir))
+  if given is not None:
+    check_same_model(given, workdir)
+    config.eval = ml_collections.ConfigDict(given.eval.to_dict())
+    for dotted in SAMPLER_KEYS:
+      _set(config, dotted, _get(given, dotted))
+  for dotted, value in overrides.items():
+    if _is_eval_setting(dotted):
+      _set(config, dotted, value)
+    elif not _is_training_only(dotted) and json.loads(json.dumps(value)) != json.loads(
+        json.dumps(_get(config, dotted))):
+      raise ValueError(f'--config.{dotted}={value!r} differs from the run in {workdir} '
+                       f'({_get(config, dotted)!r}); an evaluation sets only config.eval.* and '
+                       f'{", ".join(SAMPLER_KEYS)}.')
+  return config
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -144,7 +144,7 @@ class Trainer:
     """Assembles per-process batches into one sharded global array."""
     return jax.make_array_from_process_local_data(sharding, local)
 
-  def evaluate(self, params: Any, images: np.ndarray) -> Tuple[float, float]:
+  def mean_eval_bpd(self, params: Any, images: np.ndarray) -> Tuple[float, float]:
     """Mean eval bits/dim over the first config.eval.num_examples `images` (the validation
     split in training) and its standard error."""
     ev = self.config.eval

@@ -8,11 +8,13 @@ import tensorflow_datasets as tfds
 
 from dfflows.data import batching
 from dfflows.data import input_pipeline as ip
+from dfflows.metrics.bpd import real_pixel_count
 
 
 def _config(name, image_size, channels, **kwargs):
   return ml_collections.ConfigDict(dict(name=name, data_dir='', manual_dir='',
-                                        image_size=image_size, channels=channels, **kwargs))
+                                        image_size=image_size, channels=channels,
+                                        validation_percent=10, **kwargs))
 
 
 def _images(n, shape=(2, 2, 1)):
@@ -81,14 +83,14 @@ def test_load_split_size_errors(config, message):
     ('mnist_embedded', 28, 1, 784), ('mnist', 64, 1, 784),
     ('cifar10', 32, 3, 3072), ('celeb_a', 64, 3, 12288), ('celeb_a', 37, 3, 4107)])
 def test_real_pixel_count_is_the_unpadded_size(name, size, channels, real):
-  assert ip.real_pixel_count(_config(name, size, channels)) == real
+  assert real_pixel_count(_config(name, size, channels)) == real
 
 
 def test_real_pixel_count_counts_the_pixels_load_split_does_not_pad():
   with tfds.testing.mock_data(num_examples=4):
     padded, _ = ip.load_split(_config('mnist', 36, 1), 'test')
     raw = next(iter(tfds.as_numpy(tfds.load('mnist', split='test', batch_size=4))))['image']
-  assert ip.real_pixel_count(_config('mnist', 36, 1)) == raw[0].size == 784 < padded[0].size
+  assert real_pixel_count(_config('mnist', 36, 1)) == raw[0].size == 784 < padded[0].size
   np.testing.assert_array_equal(padded[:, 4:32, 4:32], raw)  # The rest is zero padding.
   assert padded.astype(np.int64).sum() == raw.astype(np.int64).sum()
 
@@ -98,7 +100,7 @@ def test_real_pixel_count_counts_the_pixels_load_split_does_not_pad():
     (_config('imagenet', 32, 3), 'Unknown dataset')])
 def test_real_pixel_count_errors(config, message):
   with pytest.raises(ValueError, match=message):
-    ip.real_pixel_count(config)
+    real_pixel_count(config)
 
 
 @pytest.mark.parametrize('images, message', [

@@ -75,12 +75,11 @@ def test_continuous_schedule_matches_discrete(name, num_timesteps):
   tau = jnp.linspace(schedule.tau_min, tau_max, 7)
   grad = jax.vmap(jax.grad(lambda t: -schedule.log_alpha_bar(t)))(tau)
   np.testing.assert_allclose(schedule.beta(tau), grad, rtol=1e-4)
-  assert ode.schedule_from_betas(schedules.get_beta_schedule(name, num_timesteps)) == schedule
 
 
-def test_schedule_from_betas_rejects_other_betas():
-  with pytest.raises(ValueError, match='cosine'):
-    ode.schedule_from_betas(np.linspace(1e-3, 0.5, 50))
+def test_vp_schedule_rejects_other_schedules():
+  with pytest.raises(ValueError, match="Unknown schedule 'quadratic'"):
+    ode.VPSchedule('quadratic', 50)
 
 
 @pytest.mark.parametrize('s', [0.5, 1.0, 2.0])
@@ -164,7 +163,7 @@ def test_diffflow_at_init_ode_nll_is_the_gaussian_prior_nll(diffflow):
   key = jax.random.PRNGKey(4)
   # One compile: the bits/dim and (with the same dequantisation key) the flow's latent.
   bpd, (z0, logdet) = jax.jit(lambda p, x, k: (
-      model.ode_bpd(p, x, k), model.encode(p, x, jax.random.split(k)[0])))(params, x, key)
+      model.ode_bpd(p, x, k), model.latent_and_logdet(p, x, jax.random.split(k)[0])))(params, x, key)
   gauss = -stats.norm.logpdf(np.asarray(z0, np.float64)).sum((1, 2, 3))
   dims = math.prod(model.image_shape)
   # 1e-3 nats/dim of the flow-with-N(0, I)-prior NLL.
@@ -185,3 +184,21 @@ def test_ode_nll_with_the_custom_vjp_conv_equals_xla_conv(diffflow):
                                                                                     key)
               for m in (model, fast))
   np.testing.assert_allclose(got, ref, rtol=1e-4)
+
+
+def test_ode_sample_decodes_prior_draws_that_the_ode_encodes_back(diffflow):
+  """ode_sample's latents are the ODE run back from temperature * N(0, I) draws."""
+  model, params, _ = diffflow
+  rng = np.random.default_rng(7)
+  params = {**params, 'unet': jax.tree.map(
+      lambda p: p + 0.05 * rng.standard_normal(p.shape, np.float32), params['unet'])}
+  key, num, temperature = jax.random.PRNGKey(8), 2, 0.8
+  z0 = jax.jit(lambda p: model.ode_latents(p, key, num, temperature))(params)
+  z_max = jax.jit(lambda p, z: ode.encode(model._ode_eps_fn(p['unet']), z,
+                                          schedule=model.ode_schedule))(params, z0)
+  draws = temperature * np.asarray(jax.random.normal(key, (num,) + model.latent_shape))
+  np.testing.assert_allclose(z_max, draws, atol=1e-3)
+  assert float(np.max(np.abs(np.asarray(z0) - draws))) > 0.01  # The ODE moved them.
+  images = jax.jit(lambda p: model.ode_sample(p, key, num, temperature))(params)
+  assert images.dtype == jnp.uint8 and images.shape == (num,) + tuple(model.image_shape)
+  np.testing.assert_array_equal(images, model._images(params, z0, key, temperature)[1])

@@ -2,7 +2,7 @@
 import jax
 import numpy as np
 
-from dfflows.metrics import likelihood
+from dfflows.run_metrics import likelihood
 from dfflows.models.build import build_model
 from tests.helpers import random_images, tiny_config
 
@@ -37,10 +37,10 @@ def test_eps_mse_is_the_mean_over_real_examples_of_each_ones_l_simple():
   assert abs(np.mean(batch_means) - got) > 1e-3 * got
 
 
-def test_full_bpd_drops_the_padding_and_reports_mean_and_stderr():
+def test_full_bpd_summary_drops_the_padding_and_reports_mean_and_stderr():
   model, params, images = _model('flow', 7, seed=3)
   key = jax.random.PRNGKey(4)
-  out = likelihood.full_bpd(model, params, images, 7, 4, key)
+  out = likelihood.full_bpd_summary(model, params, images, 7, 4, key)
   full = jax.jit(model.full_bpd)
   direct = np.concatenate([np.asarray(full(params, images[:4], jax.random.fold_in(key, 0))),
                            np.asarray(full(params, images[4:], jax.random.fold_in(key, 1)))])

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 from configs import default
-from dfflows.diffusion import schedules
+from dfflows.diffusion import ode, schedules
 from dfflows.flows import StepSettings
 from dfflows.models import build
 from dfflows.models.ddpm import PixelDDPM
 from dfflows.models.diffflow import DiffFlow
 from dfflows.models.flow_only import FlowOnly
 from dfflows.models.interface import HasBoundTerms, HasTrajectory
+from tests.helpers import tiny_config
 
 
 def test_build_flow_reads_every_field():
@@ -65,6 +66,13 @@ def test_build_diffusion_reads_schedule_and_variances():
   diffusion = build.build_diffusion(config, decoder='discretized')
   np.testing.assert_allclose(diffusion.betas, schedules.get_beta_schedule('linear', 30))
   assert not diffusion.learn_sigma and diffusion.decoder == 'discretized'
+
+
+@pytest.mark.parametrize('schedule', ['cosine', 'linear'])
+def test_the_diffflow_ode_schedule_is_the_configs(schedule):
+  config = tiny_config('diffflow')
+  config.diffusion.schedule, config.diffusion.num_timesteps = schedule, 30
+  assert build.build_model(config).ode_schedule == ode.VPSchedule(schedule, 30)
 
 
 @pytest.mark.parametrize('kind,cls,channels', [('diffflow', DiffFlow, 4 * 2),

@@ -47,7 +47,7 @@ def test_top_level_latent_is_the_flows_last_level(top_model):
   assert model.latent_shape == (8, 8, 8)
   u = uniform_dequantize(jax.random.PRNGKey(1), x[:4])
   z, logdet = model.flow.apply(params['flow'], u, method='forward')
-  z0, log_outside = model.encode(params, x[:4], jax.random.PRNGKey(1))
+  z0, log_outside = model.latent_and_logdet(params, x[:4], jax.random.PRNGKey(1))
   factored, top = split_levels(z, 2)
   np.testing.assert_array_equal(z0, top)
   gauss = 0.5 * np.sum(np.asarray(factored[0]).reshape(4, -1)**2, 1) + 256 * math.log(2 * math.pi)

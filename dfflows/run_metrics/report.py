@@ -18,8 +18,9 @@ from absl import logging
 
 from dfflows import machine, rng, visualize
 from dfflows.data import input_pipeline
-from dfflows.metrics import classifier, likelihood, sampling
-from dfflows.metrics.fid_features import fid_features, samples_fid
+from dfflows.metrics import classifier
+from dfflows.run_metrics import likelihood, sampling
+from dfflows.run_metrics.fid_features import fid_features, samples_fid
 from dfflows.models.interface import HasOdeLikelihood, HasTrajectory
 from dfflows.training.run import Run, load_run
 
@@ -41,12 +42,12 @@ def _likelihood(run: Run, test_images: np.ndarray) -> Dict[str, Any]:
   logging.info('Bits/dim of step %d: %s on %d test images (EMA params, then raw params)...',
                run.step, model.bpd_labels.full, ev.num_examples or len(test_images))
   bpd_key = rng.stream(base, rng.Stream.EVAL_BPD)
-  result = likelihood.full_bpd(model, state.ema_params, test_images, ev.num_examples,
+  result = likelihood.full_bpd_summary(model, state.ema_params, test_images, ev.num_examples,
                                ev.batch_size, bpd_key)
   result['bpd_estimator'] = model.bpd_labels.full
   result['bpd_params'] = 'EMA'
   # Early in a run the EMA may lag the params: report the raw params' bits/dim beside it.
-  raw = likelihood.full_bpd(model, state.params, test_images, ev.num_examples, ev.batch_size,
+  raw = likelihood.full_bpd_summary(model, state.params, test_images, ev.num_examples, ev.batch_size,
                             bpd_key)
   result['bpd_raw_params'], result['bpd_raw_params_stderr'] = raw['bpd'], raw['bpd_stderr']
   mse = likelihood.eps_mse(model, state.ema_params, test_images, ev.num_examples, ev.batch_size,
@@ -56,11 +57,10 @@ def _likelihood(run: Run, test_images: np.ndarray) -> Dict[str, Any]:
   if isinstance(model, HasOdeLikelihood) and ev.ode_examples:
     logging.info('Probability-flow ODE NLL on %d test images (%d Hutchinson probes)...',
                  ev.ode_examples, ev.ode_probes)
-    result.update(likelihood.ode_bpd(model, state.ema_params, test_images, ev.ode_examples,
+    result.update(likelihood.ode_bpd_summary(model, state.ema_params, test_images, ev.ode_examples,
                                      ev.batch_size, ev.ode_probes,
                                      rng.stream(base, rng.Stream.EVAL_ODE)))
-  result.update(likelihood.real_pixel_fields(result, config.data,
-                                             int(np.prod(test_images.shape[1:]))))
+  result.update(likelihood.real_pixel_fields(result, config.data))
   return result
 
 
@@ -99,10 +99,10 @@ def _samples(run: Run, workdir: str, test_images: np.ndarray,
   return result
 
 
-def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
+def write_report(config: ml_collections.ConfigDict, workdir: str,
                  which: str = 'best') -> Dict[str, Any]:
-  """Computes every metric of the run in `workdir` (with `config`'s eval and sampler
-  settings) at its `which` checkpoint, writes eval.json and returns it."""
+  """Every metric of the run in `workdir` at its `which` checkpoint, with `config`'s eval and
+  sampler settings (`config_checks.evaluation_config`), written to eval.json and returned."""
   t_start = time.perf_counter()
   run = load_run(workdir, which, config)
   test_images, test_labels = input_pipeline.load_split(config.data, 'test')

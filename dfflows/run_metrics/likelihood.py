@@ -15,7 +15,6 @@ import ml_collections
 import numpy as np
 
 from dfflows.data import batching
-from dfflows.data import input_pipeline
 from dfflows.metrics import bpd as bpd_lib
 from dfflows.metrics import stats
 from dfflows.models.interface import HasOdeLikelihood, Model
@@ -40,7 +39,7 @@ def _summary(name: str, values: np.ndarray) -> Dict[str, Any]:
           f'{name}_per_example': values.tolist()}
 
 
-def full_bpd(model: Model, params: Any, images: np.ndarray, num_examples: int, batch_size: int,
+def full_bpd_summary(model: Model, params: Any, images: np.ndarray, num_examples: int, batch_size: int,
              key: jax.Array) -> Dict[str, Any]:
   """Full-bound bits/dim (the exact NLL for the flow): mean, stderr and per example."""
   # Jitted as the class's function with the model static: the cache is keyed on the model, so
@@ -69,7 +68,7 @@ def eps_mse(model: Model, params: Any, images: np.ndarray, num_examples: int, ba
   return stats.mean_and_stderr(values)[0]
 
 
-def ode_bpd(model: HasOdeLikelihood, params: Any, images: np.ndarray, num_examples: int,
+def ode_bpd_summary(model: HasOdeLikelihood, params: Any, images: np.ndarray, num_examples: int,
             batch_size: int, num_probes: int, key: jax.Array) -> Dict[str, Any]:
   """The probability-flow ODE's NLL (bits/dim: mean, stderr, per example) and its cost."""
   batch = jax.ShapeDtypeStruct((batch_size, *images.shape[1:]), images.dtype)
@@ -86,14 +85,14 @@ def ode_bpd(model: HasOdeLikelihood, params: Any, images: np.ndarray, num_exampl
           'ode_seconds_per_image': seconds / len(bpd)}
 
 
-def real_pixel_fields(result: Dict[str, Any], data_config: ml_collections.ConfigDict,
-                      model_dims: int) -> Dict[str, Any]:
+def real_pixel_fields(result: Dict[str, Any],
+                      data_config: ml_collections.ConfigDict) -> Dict[str, Any]:
   """`result`'s bits/dim (bits per model dim) also as bits per real (unpadded) pixel.
 
-  The same total bits over input_pipeline.real_pixel_count pixels instead of the model's
-  `model_dims` (MNIST at 32x32: 784 of 1,024); published MNIST figures are in this unit.
+  The same total bits over `bpd.real_pixel_count` pixels instead of the model's dims
+  (MNIST at 32x32: 784 of 1,024); published MNIST figures are in this unit.
   """
-  real = input_pipeline.real_pixel_count(data_config)
+  real, model_dims = bpd_lib.real_pixel_count(data_config), bpd_lib.model_dims(data_config)
   size, channels = data_config.image_size, data_config.channels
   padded = (f'of which {model_dims - real} are zero padding' if real < model_dims else
             'no padding')
@@ -105,5 +104,5 @@ def real_pixel_fields(result: Dict[str, Any], data_config: ml_collections.Config
     for suffix in ('', '_stderr'):
       if key + suffix in result:
         out[f'{key}_per_real_pixel{suffix}'] = float(
-            bpd_lib.bits_per_real_pixel(result[key + suffix], model_dims, real))
+            bpd_lib.per_real_pixel(result[key + suffix], data_config))
   return out
