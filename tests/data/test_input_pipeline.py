@@ -12,7 +12,8 @@ from dfflows.data import input_pipeline as ip
 
 def _config(name, image_size, channels, **kwargs):
   return ml_collections.ConfigDict(dict(name=name, data_dir='', manual_dir='',
-                                        image_size=image_size, channels=channels, **kwargs))
+                                        image_size=image_size, channels=channels,
+                                        validation_percent=10, **kwargs))
 
 
 def _images(n, shape=(2, 2, 1)):
