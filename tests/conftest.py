@@ -2,10 +2,9 @@
 
 A persistent JAX compilation cache for this session (and the subprocesses it
 starts): many tests compile the same tiny train step, eval and sampler, which
-then compile once per session. XLA:CPU's backend optimisation level 0: compiles
-dominate a suite of tiny models, and it halves them (a tiny multi-scale flow's init
-7.7 s -> 3.2 s, AMD EPYC); tests compare numbers computed under one setting, never
-timings.
+then compile once per session. XLA:CPU's backend optimisation level 0, since
+compiles dominate a suite of tiny models; tests compare numbers computed under one
+setting, never timings.
 """
 import atexit
 import os
