@@ -55,9 +55,12 @@ class QuietLibraries(py_logging.Filter):
 
 
 def quiet_libraries(verbosity: int) -> None:
-  """Installs QuietLibraries on absl's handler unless `verbosity` (--verbosity) is 1 or more."""
+  """Installs QuietLibraries on absl's handler and turns TFDS's progress bars (preparing a
+  dataset) off, unless `verbosity` (--verbosity) is 1 or more."""
   if verbosity < 1:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     logging.get_absl_handler().addFilter(QuietLibraries())
+    tfds.display_progress_bar(False)
 
 
 def parse_flags(argv: List[str]) -> List[str]:

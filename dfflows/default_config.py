@@ -37,8 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
   # The U-Net (of 'diffflow' and 'ddpm') as a residual on the reverse process that is exact
   # for N(0, I) data: eps_hat = sqrt(1 - abar_t) x_t + U-Net, and the learned variance
   # starts at beta_t. With both, the DiffFlow at init is the flow with a Gaussian prior
-  # and the diffusion can only add; the pixel DDPM's t = T-1 term starts near 0 instead
-  # of ~500 nats/dim. Both False: the plain Improved DDPM of the thesis.
+  # and the diffusion can only add; the pixel DDPM's t = T-1 term starts near 0. Both
+  # False: the plain Improved DDPM of the thesis (configs/mnist_ddpm.py, celeba_ddpm.py).
   config.model.eps_skip = True
   config.model.variance_skip = True
   # t of the bound's one-sample estimate: 'importance' (p_t ~ log(1-abar_t) - log(1-abar_{t-1}),
@@ -79,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.unet.dropout = 0.0
   config.unet.num_heads = 1
   # Compute dtype of the U-Net: 'bfloat16' = mixed precision for GPUs/TPUs (params, the
-  # flow and the loss stay float32). On CPU bfloat16 is slower; keep float32 there.
+  # flow and the loss stay float32); 'float32' for CPUs.
   config.unet.dtype = 'float32'
   config.unet.remat = False  # Recompute block activations in the backward pass (less memory).
 
@@ -114,7 +114,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 32  # Global batch, split across all devices of all hosts.
-  config.train.num_steps = 2000  # About 9 minutes on 2 CPU cores (README).
+  config.train.num_steps = 2000  # Optimizer steps.
   config.train.steps_per_call = 1  # Train steps per jitted call (lax.scan).
   config.train.log_every = 100
   config.train.eval_every = 500
@@ -125,7 +125,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 64
-  config.eval.num_examples = 256  # Test examples for eval bits/dim (0 = whole split).
+  # Examples for eval bits/dim: of the validation split in training, of the test split in
+  # dfflows.evaluate (0 = the whole split).
+  config.eval.num_examples = 256
   config.eval.num_samples = 16  # Samples in the periodic PNG grid.
   config.eval.fid_num_samples = 256
   # The probability-flow ODE NLL of a DiffFlow in dfflows.evaluate: test images (0 = skip) and

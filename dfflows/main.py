@@ -12,6 +12,7 @@ from absl import app, flags, logging  # pylint: disable=g-bad-import-order
 from ml_collections import config_flags
 
 from dfflows import train
+from dfflows.training import warm_start
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Training config file.', lock_config=True)
@@ -23,6 +24,17 @@ def next_command(module: str) -> str:
   """This command's config flags with `module` in place of dfflows.main."""
   args = [a for a in sys.argv[1:] if a.startswith(('--config', '--workdir'))]
   return f'python -m {module} ' + ' '.join(args)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """`console.parse_flags`, then the warm start's source (`warm_start.check_before_training`):
+  a source that cannot be loaded exits with one line before any work."""
+  rest = console.parse_flags(argv)
+  try:
+    warm_start.check_before_training(FLAGS.config, FLAGS.workdir)
+  except ValueError as error:
+    sys.exit(f'FATAL config error: {error}')
+  return rest
 
 
 def main(argv):
@@ -41,4 +53,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=console.parse_flags)
+  app.run(main, flags_parser=parse_flags)

@@ -2,9 +2,8 @@
 
 Train step n uses `fold_in(base, n)` (n < 2**30); every other use of randomness
 has its own stream here, so no two uses share numbers and each is found by name.
-The values are those the code used before the streams were named, and a member's value
-never changes (a new use gets a new member), so results (and checkpoints' initial params)
-keep their keys.
+A member's value never changes (a new use gets a new member), so results and
+checkpoints' initial params keep their keys.
 """
 import enum
 

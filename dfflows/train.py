@@ -98,6 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """Trains (or resumes) the model of `config` in `workdir`; returns the final state."""
   maybe_initialize_distributed(config.distributed)
   config_checks.validate_config(config, jax.device_count())
+  warm_start.check_before_training(config, workdir)  # Before the workdir is written.
   is_chief = jax.process_index() == 0
   if is_chief:
     config_checks.check_workdir(config, workdir)

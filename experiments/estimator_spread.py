@@ -8,10 +8,12 @@ example, as `dfflows.evaluate` computes them) are used to draw estimates of the 
 bound over batches of 32 test images under these estimators:
 - 'T L_t': prior + T L_t, t ~ U{0..T-1} independently: the pixel DDPM's training metric
   (its hybrid loss's draw);
-- 'uniform, all t' (before): prior + L_0 + (T-1) L_t, t ~ U{1..T-1} independently;
-- 'uniform' (now, `model.t_sampling='uniform'`): prior + L_0 + L_{T-1} + (T-2) L_t,
+- 'uniform, all t': prior + L_0 + (T-1) L_t, t ~ U{1..T-1} independently (L_{T-1}
+  drawn like the other terms);
+- 'uniform' (`model.t_sampling='uniform'`): prior + L_0 + L_{T-1} + (T-2) L_t,
   t ~ U{1..T-2}, stratified;
-- 'importance' (now, the default): prior + L_0 + L_{T-1} + L_t / p_t, p_t ~
+- 'importance' (`model.t_sampling='importance'`, the default): prior + L_0 + L_{T-1} +
+  L_t / p_t, p_t ~
   log(1 - abar_t) - log(1 - abar_{t-1}), stratified;
 - 'loss-aware': the same with p_t proportional to the root mean square of L_t over these
   images (mixed with 0.1% uniform): what improved-diffusion's LossSecondMomentResampler
@@ -87,8 +89,8 @@ def main():
   estimators = {
       "T L_t, t ~ U{0..T-1} (the pixel DDPM's train/bpd)": (
           np.full(t_count, 1.0 / t_count), (), False),
-      'uniform, all t (before)': (np.r_[0.0, np.full(t_count - 1, 1.0 / (t_count - 1))], (0,),
-                                  False),
+      'uniform, all t (L_{T-1} drawn)': (
+          np.r_[0.0, np.full(t_count - 1, 1.0 / (t_count - 1))], (0,), False),
       'uniform (t_sampling=uniform)': (probs('uniform'), ends, True),
       'importance (t_sampling=importance, default)': (probs('importance'), ends, True),
       'loss-aware (p_t ~ RMS of L_t over these images)': (loss_aware_probs(vlb), ends, True),
@@ -101,7 +103,7 @@ def main():
     rows[name] = common.spread(est)
   rows['model.eval_bpd (fresh noise and t)'] = common.spread(
       common.estimator_draws(run, x, min(args.draws, 100)))
-  ratio = rows['uniform, all t (before)']['std'] / rows[
+  ratio = rows['uniform, all t (L_{T-1} drawn)']['std'] / rows[
       'importance (t_sampling=importance, default)']['std']
   factor = common.real_pixel_factor(args.workdir)  # Bits per model dim -> per real pixel.
   lines = [f'# Spread of the one-sample bound estimate ({args.workdir}, step {step})', '',
@@ -119,12 +121,12 @@ def main():
     lines.append(f'| {name} | {r["mean"]:.3f} | {r["mean"] * factor:.3f} | {r["std"]:.3f} | '
                  f'{r["median"]:.3f} | '
                  f'{r["p10"]:.3f} | {r["p90"]:.3f} | {r["max"]:.2f} |')
-  lines += ['', f'Std before / std with importance sampling: **{ratio:.1f}x**.', '']
+  lines += ['', f'Std of uniform, all t / std with importance sampling: **{ratio:.1f}x**.', '']
   common.write_results(args.name, '\n'.join(lines),
                        {'step': step, 'full_bound_bpd': full_bpd,
                         'full_bound_bits_per_real_pixel': full_bpd * factor,
                         'bits_per_real_pixel_factor': factor, 'estimators': rows,
-                        'std_ratio_before_over_importance': ratio})
+                        'std_ratio_uniform_all_t_over_importance': ratio})
   print('\n'.join(lines), flush=True)
 
 

@@ -2,16 +2,15 @@
 
 A persistent JAX compilation cache for this session (and the subprocesses it
 starts): many tests compile the same tiny train step, eval and sampler, which
-then compile once per session. XLA:CPU's backend optimisation level 0: compiles
-dominate a suite of tiny models, and it halves them (a tiny multi-scale flow's init
-7.7 s -> 3.2 s, AMD EPYC); tests compare numbers computed under one setting, never
-timings.
+then compile once per session. XLA:CPU's backend optimisation level 0, since
+compiles dominate a suite of tiny models; tests compare numbers computed under one
+setting, never timings.
 """
 import atexit
 import os
 import shutil
 import tempfile
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Tuple
 
 import ml_collections
 import pytest
@@ -34,10 +33,12 @@ def data_dir(tmp_path_factory):
 
 
 class TinyRun(NamedTuple):
-  """A finished 4-step run of the tiny DiffFlow config (tests copy `workdir` to change it)."""
+  """A finished 4-step run of the tiny DiffFlow config (tests copy `workdir` to change it)
+  and the splits it loaded, in order."""
   config: ml_collections.ConfigDict
   workdir: str
   state: Any
+  loaded_splits: Tuple[str, ...]
 
 
 @pytest.fixture(scope='session')
@@ -45,10 +46,19 @@ def tiny_run(tmp_path_factory, data_dir) -> TinyRun:
   """The tiny DiffFlow trained once per session; its checkpoint, metrics and evaluate tests
   share it (each copies the workdir before writing to it)."""
   from dfflows import train  # pylint: disable=g-import-not-at-top
+  from dfflows.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
   config = tiny_config('diffflow')
   config.data.data_dir = data_dir
   workdir = str(tmp_path_factory.mktemp('tiny_run') / 'run')
-  state = train.train_and_evaluate(config, workdir)
-  return TinyRun(config, workdir, state)
+  loaded, load_split = [], input_pipeline.load_split
+
+  def recording_load_split(data_config, split):
+    loaded.append(split)
+    return load_split(data_config, split)
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(input_pipeline, 'load_split', recording_load_split)
+    state = train.train_and_evaluate(config, workdir)
+  return TinyRun(config, workdir, state, tuple(loaded))
 

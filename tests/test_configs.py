@@ -40,3 +40,10 @@ def test_thesis_table_5_1(name, epochs, batch, size, levels, steps, hidden, flow
   assert (c.flow.num_levels, c.flow.num_steps, c.flow.hidden_channels) == (levels, steps, hidden)
   assert (c.flow.num_res_blocks, c.unet.num_res_blocks, c.unet.ch) == (flow_rb, unet_rb, hidden)
   assert c.diffusion.num_timesteps == 500
+
+
+@pytest.mark.parametrize('name', ['mnist_ddpm', 'celeba_ddpm'])
+def test_thesis_ddpm_configs_have_no_gaussian_residual(name):
+  c = importlib.import_module(f'configs.{name}').get_config()
+  assert (c.model.kind, c.diffusion.num_timesteps) == ('ddpm', 1000)
+  assert not c.model.eps_skip and not c.model.variance_skip

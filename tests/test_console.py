@@ -4,8 +4,14 @@ import os
 import re
 import subprocess
 import sys
-from tests.helpers import REPO_ROOT, one_device_env
 
+import tensorflow_datasets as tfds
+from absl import logging
+
+from dfflows import console
+from dfflows.data import input_pipeline
+from tests.data import idx_testing
+from tests.helpers import REPO_ROOT, one_device_env, tiny_config
 
 
 def _run_main(workdir, data_dir, *extra):
@@ -45,7 +51,8 @@ def test_main_prints_progress_and_summary_without_library_info(tmp_path, data_di
   # The eval line says which estimate it is (the flow-only model's NLL is exact), in both
   # units: bits per model dim (32x32, padded) and per real (28x28) pixel, 1024/784 times more.
   match = re.search(r'step 12 \| eval bpd ([\d.]+) \+- [\d.]+ bits/model dim = ([\d.]+) \+- '
-                    r'[\d.]+ bits/real pixel on \d+ test images \(EMA params; exact NLL\)', out)
+                    r'[\d.]+ bits/real pixel on \d+ validation images '
+                    r'\(EMA params; exact NLL\)', out)
   assert match, out[-3000:]
   assert abs(float(match.group(2)) - float(match.group(1)) * 1024 / 784) < 2e-3, match.group(0)
   assert re.search(r'train bpd [\d.]+ bits/model dim = [\d.]+ bits/real pixel \(exact NLL\)',
@@ -62,3 +69,22 @@ def test_verbosity_one_shows_library_info(tmp_path, data_dir):
   proc = _run_main(str(tmp_path / 'run'), data_dir, '--verbosity=1')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert re.search(r'I\d{4} .*(checkpoint_manager|standard_logger)\.py', proc.stderr)
+
+
+def test_quiet_console_prepares_mnist_idx_without_progress_bars(tmp_path, capfd):
+  manual_dir = str(tmp_path / 'manual')
+  os.makedirs(manual_dir)
+  idx_testing.write_fake_mnist(manual_dir, num_train=10, num_test=3)
+  config = tiny_config().data
+  config.update(dict(name='mnist_idx', data_dir=str(tmp_path / 'tfds'), manual_dir=manual_dir))
+  handler = logging.get_absl_handler()
+  console.quiet_libraries(0)
+  try:
+    input_pipeline.load_split(config, 'test')
+  finally:
+    tfds.display_progress_bar(True)
+    for f in [f for f in handler.filters if isinstance(f, console.QuietLibraries)]:
+      handler.removeFilter(f)
+  out, err = capfd.readouterr()
+  for bar in ('Generating splits', 'Shuffling', 'examples/s'):
+    assert bar not in out + err, (out + err)[-2000:]

@@ -9,8 +9,10 @@ import jax
 import numpy as np
 
 from dfflows import train
+from dfflows.metrics import stats
+from dfflows.models.build import build_model
+from dfflows.training import trainer as trainer_lib
 from tests.helpers import REPO_ROOT, one_device_env, tiny_config
-
 
 
 def _free_port() -> int:
@@ -50,3 +52,30 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
   rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert [r['step'] for r in rows if 'train/loss' in r] == [2, 4]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
+
+
+def test_each_process_evaluates_its_share_of_the_global_eval_batch(monkeypatch):
+  """Trainer.evaluate as process p of 2: its rows of each global batch of eval.batch_size."""
+  config = tiny_config('flow')
+  config.eval.num_examples = 13
+  trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
+  images = np.zeros((20, 32, 32, 1), np.uint8)
+  images[:, 0, 0, 0] = np.arange(1, 21)  # Example i is marked i + 1; padding is 0.
+  trainer.global_array = lambda local, sharding: local  # The rows this process contributes.
+  seen = {}
+
+  def fake_eval(params, key, batch, mask):
+    seen.setdefault(process, []).append((batch, mask))
+    return np.stack(stats.moment_sums(batch[:, 0, 0, 0].astype(np.float64), mask))
+
+  trainer.eval = fake_eval
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  for process in range(2):
+    monkeypatch.setattr(jax, 'process_index', lambda p=process: p)
+    trainer.evaluate(None, images)
+  assert len(seen[0]) == len(seen[1]) == 2  # ceil(13 / 8) global batches on each process.
+  marks = []
+  for batch, mask in seen[0] + seen[1]:
+    assert batch.shape[0] == mask.shape[0] == config.eval.batch_size // 2
+    marks += batch[mask == 1, 0, 0, 0].tolist()
+  assert sorted(marks) == list(range(1, 14))  # Each of the 13 examples exactly once.

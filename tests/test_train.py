@@ -53,6 +53,19 @@ def test_train_writes_checkpoint_metrics_samples_and_figure(tiny_run):
   assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
 
 
+def test_periodic_eval_and_best_use_the_validation_split_never_the_test_split(tiny_run):
+  assert 'validation' in tiny_run.loaded_splits and 'test' not in tiny_run.loaded_splits
+  config, workdir = tiny_run.config, tiny_run.workdir
+  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  logged = [r['eval/bpd'] for r in rows if 'eval/bpd' in r][-1]  # Step 4, the best/ step.
+  trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
+  bpd = {split: trainer.evaluate(tiny_run.state.ema_params,
+                                 input_pipeline.load_split(config.data, split)[0])[0]
+         for split in ('validation', 'test')}
+  np.testing.assert_allclose(logged, bpd['validation'], rtol=1e-5)
+  assert abs(logged - bpd['test']) > 1e-3, bpd
+
+
 def test_resume_continues_the_same_run(tmp_path, data_dir):
   """Train 2 steps, stop, rerun to 4: params equal an uninterrupted 4-step run."""
   workdir = str(tmp_path / 'split')
@@ -272,6 +285,7 @@ def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
   saved = json.load(open(os.path.join(workdir, 'eval.json')))
   assert saved == result
   assert result['step'] == 4 and result['bpd_num_examples'] == 8
+  assert (result['split'], result['checkpoint_selection_split']) == ('test', None)  # latest/
   # The reported bits/dim is the full bound of the latest EMA params on the first 8 test
   # images, computed here directly with the stream evaluate documents.
   run = load_run(workdir, 'latest')

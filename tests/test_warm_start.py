@@ -1,15 +1,20 @@
 """Warm start: a DiffFlow whose flow comes from a flow-only run starts at that run's exact NLL."""
 import math
+import os
+import re
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
+from dfflows import train
 from dfflows.models.build import build_model
 from dfflows.training import config_checks, warm_start
 from dfflows.training import trainer as trainer_lib
 from dfflows.training.checkpoints import Checkpoints
-from tests.helpers import random_images, tiny_config
+from tests.helpers import REPO_ROOT, one_device_env, random_images, tiny_config
 
 
 def _trainer(config):
@@ -132,3 +137,41 @@ def test_source_that_does_not_fit_is_a_clear_error(source, tmp_path):
   flow.model.warm_start = workdir
   with pytest.raises(ValueError, match='warm_start is for model.kind=diffflow'):
     config_checks.validate_config(flow, 1)
+
+
+def test_source_without_a_checkpoint_is_refused_before_training(tmp_path):
+  source = str(tmp_path / 'flow')
+  config_checks.check_workdir(tiny_config('flow'), source)  # A config.json, no checkpoint.
+  with pytest.raises(ValueError, match=re.escape(f"warm_start='{source}' has no checkpoint")):
+    warm_start.check_before_training(_warm_config(source, step=0), str(tmp_path / 'new'))
+
+
+def test_refused_warm_start_loads_no_data_and_writes_nothing(source, tmp_path, monkeypatch,
+                                                             data_dir):
+  _, workdir, _ = source
+  config = _warm_config(workdir)
+  config.data.data_dir = data_dir
+  config.flow.num_steps = 2
+  def no_data(*args):
+    raise AssertionError('data loaded before the warm start was checked')
+  monkeypatch.setattr(train.input_pipeline, 'load_split', no_data)
+  new = str(tmp_path / 'new')
+  with pytest.raises(ValueError, match=r'does not fit this config: flow.num_steps: 1 \(source'):
+    train.train_and_evaluate(config, new)
+  assert not os.path.exists(new)
+  config_checks.check_workdir(_warm_config(workdir), new)  # A fitting source may use it.
+
+
+def test_main_refuses_a_warm_start_that_does_not_fit_in_one_line(source, tmp_path, data_dir):
+  _, workdir, _ = source
+  new = str(tmp_path / 'new')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'dfflows.main', '--config=tests/tiny_config.py', f'--workdir={new}',
+       f'--config.data.data_dir={data_dir}', f'--config.model.warm_start={workdir}',
+       '--config.flow.num_steps=2'],
+      cwd=REPO_ROOT, env=one_device_env(), capture_output=True, text=True, timeout=600)
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      f"FATAL config error: config.model.warm_start='{workdir}' has a flow that does not fit"
+  ), proc.stderr[-3000:]
+  assert not os.path.exists(new)

@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from dfflows.data.catalog import DATASETS, NATIVE_SHAPES, ZERO_PADDED, center_padding
 # Importing the builders registers `mnist_embedded` and `mnist_idx` with TFDS.
 from dfflows.data import mnist_embedded  # pylint: disable=unused-import
-from dfflows.data import mnist_idx  # pylint: disable=unused-import
+from dfflows.data import mnist_idx
 
 # CelebA: central 148x148 crop, then area-resize to image_size, as in Real NVP
 # (Dinh et al., 2017, Sec. 4.1); the crop keeps the face and drops most background.
@@ -87,6 +87,7 @@ def _load_kwargs(data_config: ml_collections.ConfigDict) -> dict:
     manual_dir = data_config.get('manual_dir') or None
     if manual_dir is None:
       raise ValueError("config.data.manual_dir must name the MNIST IDX directory for 'mnist_idx'.")
+    kwargs['builder_kwargs'] = {'config': mnist_idx.config_name(manual_dir)}
     kwargs['download_and_prepare_kwargs'] = {
         'download_config': tfds.download.DownloadConfig(manual_dir=manual_dir)}
   return kwargs
@@ -140,7 +141,8 @@ def _prepare_on_first_process(data_config: ml_collections.ConfigDict) -> None:
     return
   if jax.process_index() == 0:
     kwargs = _load_kwargs(data_config)
-    tfds.builder(data_config.name, data_dir=kwargs['data_dir']).download_and_prepare(
-        **kwargs.get('download_and_prepare_kwargs', {}))
+    tfds.builder(data_config.name, data_dir=kwargs['data_dir'],
+                 **kwargs.get('builder_kwargs', {})).download_and_prepare(
+                     **kwargs.get('download_and_prepare_kwargs', {}))
   multihost_utils.sync_global_devices(f'dfflows: {data_config.name} prepared')
 

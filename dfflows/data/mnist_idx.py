@@ -3,15 +3,37 @@
 Point TFDS at a directory holding `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte` (each optionally `.gz`):
 
-  tfds.load('mnist_idx', download_and_prepare_kwargs={'download_config':
-      tfds.download.DownloadConfig(manual_dir='/path/to/mnist')})
+  tfds.load('mnist_idx', builder_kwargs={'config': config_name('/path/to/mnist')},
+            download_and_prepare_kwargs={'download_config':
+                tfds.download.DownloadConfig(manual_dir='/path/to/mnist')})
 
 Splits: 'train' (train-* files) and 'test' (t10k-* files). Nothing is downloaded.
+The builder config `config_name(manual_dir)` names the files' content, so IDX files
+that differ are prepared into their own directory of `data_dir` (TFDS reuses a
+prepared config whatever `manual_dir` says).
 """
+import hashlib
+import re
+from typing import Optional
+
 import numpy as np
 import tensorflow_datasets as tfds
 
 from dfflows.data import idx
+
+
+CONFIG_PATTERN = re.compile(r'files_[0-9a-f]{16}')
+
+
+def config_name(manual_dir: str) -> str:
+  """'files_' + the first 16 hex digits of the sha256 of the four IDX files in `manual_dir`."""
+  digest = hashlib.sha256()
+  for stem in (stem for pair in idx.MNIST_FILES.values() for stem in pair):
+    path = idx.find_idx_file(manual_dir, stem)
+    digest.update(stem.encode())
+    with open(path, 'rb') as f:
+      digest.update(f.read())
+  return f'files_{digest.hexdigest()[:16]}'
 
 
 def mnist_info(builder: tfds.core.GeneratorBasedBuilder,
@@ -38,6 +60,15 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Place the four MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, '
       't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; gzipped or not) in manual_dir.')
+
+  @classmethod
+  def get_builder_config(cls, name: str,
+                         version: Optional[str] = None) -> Optional[tfds.core.BuilderConfig]:
+    """The config of IDX files whose content `config_name` names; None for other names."""
+    del version  # Every config has the builder's VERSION.
+    if not CONFIG_PATTERN.fullmatch(name):
+      return None
+    return tfds.core.BuilderConfig(name=name, description=f'IDX files of content {name}.')
 
   def _info(self) -> tfds.core.DatasetInfo:
     return mnist_info(self, __doc__)

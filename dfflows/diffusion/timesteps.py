@@ -5,14 +5,12 @@ The estimate itself is `GaussianDiffusion.one_sample_bound`, used by both diffus
 The bound sums L_t over t = 0..T-1. The first term (the decoder, about -3 nats
 per dim) and the last (t = T-1, where the cosine schedule's beta = 0.999 turns
 an eps error e into a KL of about 500 e^2 per dim, a sizeable part of a trained
-model's bound) are computed for every example. Drawing them instead, as one
-stratum each, would let a DiffFlow step run its U-Net on B inputs rather than
-3B, at the price of a larger variance of the batch estimate (L_0 varies over
-examples); measured, the two about cancel per second of training
-(benchmarks/RESULTS.md), so they stay. The terms in between are estimated by
-one draw t ~ p on 1..T-2, weighted by 1 / p_t, which is unbiased for any p
-with p_t > 0: E_p[L_t / p_t] = sum_t L_t.
-'uniform' is p_t = 1 / (T-2). 'importance' is p_t proportional to log(1 - abar_t) - log(1 - abar_{t-1}) (t = 1..T-2): for a standard
+model's bound) are computed for every example (the trade-off against drawing
+them: benchmarks/RESULTS.md). The terms in between are estimated by one draw
+t ~ p on 1..T-2, weighted by 1 / p_t, which is unbiased for any p with p_t > 0:
+E_p[L_t / p_t] = sum_t L_t.
+'uniform' is p_t = 1 / (T-2). 'importance' is p_t proportional to
+log(1 - abar_t) - log(1 - abar_{t-1}) (t = 1..T-2): for a standard
 normal latent L_t is about D/2 times that difference, so the weighted terms are
 nearly equal and the estimate's variance collapses (the discrete form of the
 likelihood weighting that is uniform in log-SNR, as in LSGM, ScoreFlow and VDM).

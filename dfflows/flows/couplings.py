@@ -147,8 +147,7 @@ class AffineCoupling(_Coupling):
 
   Inverse: x = y / s - t. Log-det: sum log s over transformed entries. The floor
   m = AFFINE_MIN_SCALE keeps the inverse finite: with Glow's plain sigmoid, extreme
-  conditioner inputs underflow s to 0 in float32 and y / s is NaN (found by the
-  hypothesis tests at |x| = 1e4).
+  conditioner inputs (|x| = 1e4) underflow s to 0 in float32 and y / s is NaN.
   """
 
   def _num_params(self) -> int:

@@ -106,7 +106,8 @@ def write_report(config: ml_collections.ConfigDict, workdir: str,
   t_start = time.perf_counter()
   run = load_run(workdir, which, config)
   test_images, test_labels = input_pipeline.load_split(config.data, 'test')
-  result = {'step': run.step, 'checkpoint': which, 'model': config.model.kind,
+  result = {'step': run.step, 'checkpoint': which, 'model': config.model.kind, 'split': 'test',
+            'checkpoint_selection_split': 'validation' if which == 'best' else None,  # train.py
             'params': int(sum(x.size for x in jax.tree.leaves(run.state.ema_params)))}
   result.update(_likelihood(run, test_images))
   logging.info('bpd %.3f +- %.3f bits/model dim = %.3f +- %.3f bits/real pixel (raw params '

@@ -6,11 +6,17 @@ checkpoint that is nevertheless unreadable (truncated or corrupted files) is
 skipped on restore, falling back to the previous one, with a warning.
 """
 import os
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+
+
+def saved_steps(workdir: str) -> List[int]:
+  """The steps of the checkpoints saved in `workdir` (none if it has no checkpoints/), found
+  without creating anything."""
+  return sorted(ocp.utils.checkpoint_steps(os.path.join(workdir, 'checkpoints')))
 
 
 class Checkpoints:

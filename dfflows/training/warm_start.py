@@ -20,7 +20,7 @@ import optax
 from absl import logging
 
 from dfflows.training import config_checks
-from dfflows.training.checkpoints import Checkpoints
+from dfflows.training.checkpoints import Checkpoints, saved_steps
 from dfflows.training.train_state import (FLOW_GROUP, TrainState, create_optimizer,
                                           create_train_state, group_settings)
 
@@ -38,7 +38,7 @@ def _fitting_parts(config: dict) -> dict:
 
 
 def check_source(config: ml_collections.ConfigDict, saved: dict) -> None:
-  """Raises ValueError unless `saved` is a flow-only run whose flow fits `config`'s."""
+  """Raises ValueError (one line) unless `saved` is a flow-only run whose flow fits `config`'s."""
   source = config.model.warm_start
   if saved['model']['kind'] != 'flow':
     raise ValueError(f'config.model.warm_start={source!r} is a model.kind='
@@ -48,7 +48,32 @@ def check_source(config: ml_collections.ConfigDict, saved: dict) -> None:
                                          label='source'))
   if diffs:
     raise ValueError(f'config.model.warm_start={source!r} has a flow that does not fit this '
-                     'config:\n  ' + '\n  '.join(diffs))
+                     f'config: {"; ".join(diffs)}.')
+
+
+def source_config(config: ml_collections.ConfigDict) -> dict:
+  """The saved config of the run `config.model.warm_start` names; ValueError (one line) unless
+  it is a flow-only run whose flow fits `config` and that holds the checkpoint to load."""
+  source = config.model.warm_start
+  try:
+    saved = config_checks.load_saved_config(source)
+  except FileNotFoundError as e:
+    raise ValueError(f'config.model.warm_start={source!r}: {e}') from None
+  check_source(config, saved)
+  steps, step = saved_steps(source), config.model.warm_start_step
+  if not steps:
+    raise ValueError(f'config.model.warm_start={source!r} has no checkpoint.')
+  if step and step not in steps:
+    raise ValueError(f'config.model.warm_start={source!r}: No checkpoint of step {step} '
+                     f'(config.model.warm_start_step); saved steps: {steps}.')
+  return saved
+
+
+def check_before_training(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Raises ValueError (one line, `source_config`) if a run in `workdir` would warm-start from
+  a source it cannot load; a run that resumes from its own checkpoint is not warm-started."""
+  if config.model.warm_start and not saved_steps(workdir):
+    source_config(config)
 
 
 def _source_target(flow_params: Any, optim: dict, num_steps: int) -> TrainState:
@@ -88,11 +113,7 @@ def carry_flow_moments(opt_state: Any, source_opt_state: Any) -> Any:
 def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainState:
   """`state` with its flow params and EMA flow params from `config.model.warm_start`."""
   source = config.model.warm_start
-  try:
-    saved = config_checks.load_saved_config(source)
-  except FileNotFoundError as e:
-    raise ValueError(f'config.model.warm_start={source!r}: {e}') from None
-  check_source(config, saved)
+  saved = source_config(config)
   target = _source_target(state.params[FLOW_GROUP], saved['optim'], saved['train']['num_steps'])
   ckpts = Checkpoints(source, saved['train']['keep_checkpoints'])
   try:

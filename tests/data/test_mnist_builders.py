@@ -15,6 +15,18 @@ from tests.helpers import SHARED_MNIST
 HAS_SHARED = os.path.isdir(SHARED_MNIST)
 
 
+def _data_config(name, data_dir, manual_dir='', image_size=32):
+  """config.data for `input_pipeline.load_split`."""
+  return ml_collections.ConfigDict(dict(name=name, data_dir=data_dir, manual_dir=manual_dir,
+                                        image_size=image_size, channels=1,
+                                        validation_percent=10))
+
+
+def _rows(images):
+  """The set of an image array's rows as bytes (TFDS reorders examples)."""
+  return sorted(bytes(image) for image in np.asarray(images).reshape(len(images), -1))
+
+
 def _load_all(name, split, data_dir, manual_dir=None):
   """Returns {feature: numpy array} of a whole split."""
   kwargs = {}
@@ -69,8 +81,7 @@ def test_embedded_matches_official_idx_files(embedded_dir):
 
 
 def test_load_split_embedded_pads_to_32(embedded_dir):
-  config = ml_collections.ConfigDict(dict(name='mnist_embedded', data_dir=embedded_dir,
-                                          manual_dir='', image_size=32, channels=1))
+  config = _data_config('mnist_embedded', embedded_dir)
   images, labels = input_pipeline.load_split(config, 'test')
   assert images.shape == (1000, 32, 32, 1) and images.dtype == np.uint8
   assert labels.dtype == np.int32 and labels.shape == (1000,)
@@ -90,10 +101,40 @@ def test_mnist_idx_synthetic(tmp_path):
     assert data['image'].shape == (len(images), 28, 28, 1)
     np.testing.assert_array_equal(data['image'][..., 0], images[data['index']])
     np.testing.assert_array_equal(data['label'], labels[data['index']])
-  config = ml_collections.ConfigDict(dict(name='mnist_idx', data_dir=str(tmp_path / 'tfds'),
-                                          manual_dir=manual_dir, image_size=32, channels=1))
-  images, _ = input_pipeline.load_split(config, 'train')
-  assert images.shape == (7, 32, 32, 1)
+  config = _data_config('mnist_idx', str(tmp_path / 'tfds'), manual_dir)
+  images, _ = input_pipeline.load_split(config, 'test')
+  assert images.shape == (5, 32, 32, 1)
+
+
+def test_mnist_idx_other_files_in_manual_dir_are_used(tmp_path):
+  """Two IDX directories, one data_dir: each load gives its own directory's images."""
+  data_dir = str(tmp_path / 'tfds')
+  for seed in (0, 1, 0):
+    manual_dir = str(tmp_path / f'manual{seed}')
+    os.makedirs(manual_dir, exist_ok=True)
+    arrays = idx_testing.write_fake_mnist(manual_dir, num_train=10, num_test=3, seed=seed)
+    config = _data_config('mnist_idx', data_dir, manual_dir, image_size=28)
+    images, labels = input_pipeline.load_split(config, 'test')
+    assert _rows(images) == _rows(arrays['test'][0])
+    assert sorted(labels) == sorted(arrays['test'][1])
+
+
+def test_mnist_idx_train_and_validation_partition_the_train_files(tmp_path):
+  manual_dir = str(tmp_path / 'manual')
+  os.makedirs(manual_dir)
+  arrays = idx_testing.write_fake_mnist(manual_dir, num_train=20, num_test=3)
+  config = _data_config('mnist_idx', str(tmp_path / 'tfds'), manual_dir, image_size=28)
+  train, _ = input_pipeline.load_split(config, 'train')
+  validation, _ = input_pipeline.load_split(config, 'validation')
+  assert (len(train), len(validation)) == (18, 2)
+  assert _rows(np.concatenate([train, validation])) == _rows(arrays['train'][0])
+
+
+def test_embedded_train_and_validation_partition_train(embedded_dir):
+  index = {split: _load_all('mnist_embedded', input_pipeline.tfds_split(split, 10),
+                            embedded_dir)['index'] for split in ('train', 'validation')}
+  assert (len(index['train']), len(index['validation'])) == (8100, 900)
+  np.testing.assert_array_equal(np.sort(np.concatenate(list(index.values()))), np.arange(9000))
 
 
 def test_mnist_idx_missing_file_named(tmp_path):
@@ -117,8 +158,7 @@ def test_mnist_idx_corrupt_file(tmp_path):
 
 
 def test_mnist_idx_needs_manual_dir():
-  config = ml_collections.ConfigDict(dict(name='mnist_idx', data_dir='', manual_dir='',
-                                          image_size=32, channels=1))
+  config = _data_config('mnist_idx', '')
   with pytest.raises(ValueError, match='manual_dir'):
     input_pipeline.load_split(config, 'train')
 
