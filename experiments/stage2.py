@@ -26,7 +26,8 @@ import numpy as np
 
 from dfflows import machine, rng
 from dfflows.data import input_pipeline
-from dfflows.metrics import likelihood, stats
+from dfflows.metrics import stats
+from dfflows.run_metrics import likelihood
 from dfflows.training import run as run_lib
 from experiments import common
 
@@ -48,7 +49,7 @@ def validation_bpd(workdir: str, num_examples: int) -> Dict:
   run = run_lib.load_run(workdir, 'latest')
   images, _ = input_pipeline.load_split(run.config.data, 'validation')
   key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND)
-  out = likelihood.full_bpd(run.model, run.state.ema_params, images, num_examples,
+  out = likelihood.full_bpd_summary(run.model, run.state.ema_params, images, num_examples,
                             run.config.eval.batch_size, key)
   return {'step': run.step, **out}
 
