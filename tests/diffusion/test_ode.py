@@ -128,7 +128,9 @@ def test_encode_decode_round_trip():
   z = jax.jit(lambda x: ode.encode(eps_fn, x, schedule=SCHEDULE))(x0)
   back = jax.jit(lambda z: ode.decode(eps_fn, z, schedule=SCHEDULE))(z)
   assert float(jnp.max(jnp.abs(z - x0))) > 0.1
-  np.testing.assert_allclose(back, x0, atol=1e-4)
+  # Two solves at rtol = atol = 1e-5 each: the round trip is exact to a few times 1e-5 (the
+  # largest of 24 values lands near 1e-4, machine-dependently).
+  np.testing.assert_allclose(back, x0, atol=3e-4)
 
 
 @pytest.fixture(scope='module')
