@@ -55,7 +55,7 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
 
 
 def test_each_process_evaluates_its_share_of_the_global_eval_batch(monkeypatch):
-  """Trainer.evaluate as process p of 2: its rows of each global batch of eval.batch_size."""
+  """Trainer.mean_eval_bpd as process p of 2: its rows of each global batch of eval.batch_size."""
   config = tiny_config('flow')
   config.eval.num_examples = 13
   trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
@@ -72,7 +72,7 @@ def test_each_process_evaluates_its_share_of_the_global_eval_batch(monkeypatch):
   monkeypatch.setattr(jax, 'process_count', lambda: 2)
   for process in range(2):
     monkeypatch.setattr(jax, 'process_index', lambda p=process: p)
-    trainer.evaluate(None, images)
+    trainer.mean_eval_bpd(None, images)
   assert len(seen[0]) == len(seen[1]) == 2  # ceil(13 / 8) global batches on each process.
   marks = []
   for batch, mask in seen[0] + seen[1]:

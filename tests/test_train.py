@@ -59,7 +59,7 @@ def test_periodic_eval_and_best_use_the_validation_split_never_the_test_split(ti
   rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
   logged = [r['eval/bpd'] for r in rows if 'eval/bpd' in r][-1]  # Step 4, the best/ step.
   trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
-  bpd = {split: trainer.evaluate(tiny_run.state.ema_params,
+  bpd = {split: trainer.mean_eval_bpd(tiny_run.state.ema_params,
                                  input_pipeline.load_split(config.data, split)[0])[0]
          for split in ('validation', 'test')}
   np.testing.assert_allclose(logged, bpd['validation'], rtol=1e-5)
