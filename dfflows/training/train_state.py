@@ -55,14 +55,10 @@ def _group_optimizer(optim: ml_collections.ConfigDict, settings: GroupSettings,
   if settings.lr == 0:
     return optax.set_to_zero()
   warmup = settings.warmup_steps
-  if settings.schedule == 'cosine' and warmup:
+  if settings.schedule == 'cosine':  # With warmup 0: the cosine from the first step.
     lr = optax.warmup_cosine_decay_schedule(0.0, settings.lr, warmup, max(num_steps, warmup + 1))
-  elif settings.schedule == 'cosine':
-    lr = optax.cosine_decay_schedule(settings.lr, max(num_steps, 1))
-  elif warmup:
-    lr = optax.linear_schedule(0.0, settings.lr, warmup)
-  else:
-    lr = optax.constant_schedule(settings.lr)
+  else:  # optax's linear (and warmup-constant) schedule with 0 steps stays at its init, 0.
+    lr = optax.linear_schedule(0.0, settings.lr, warmup) if warmup else settings.lr
   parts = [optax.clip_by_global_norm(optim.grad_clip)] if optim.grad_clip > 0 else []
   parts.append(optax.adamw(lr, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay))
   return optax.chain(*parts)

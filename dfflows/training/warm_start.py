@@ -22,7 +22,7 @@ from absl import logging
 from dfflows.training import config_checks
 from dfflows.training.checkpoints import Checkpoints, saved_steps
 from dfflows.training.train_state import (FLOW_GROUP, TrainState, create_optimizer,
-                                          create_train_state, group_settings)
+                                          create_train_state, frozen_groups)
 
 # Settings of the source run that must equal this run's for its flow params to fit.
 MATCHING_KEYS = ('data.image_size', 'data.channels')
@@ -100,9 +100,9 @@ def carry_flow_moments(opt_state: Any, source_opt_state: Any) -> Any:
   source = source[0]
 
   def carry(node):
-    if not _is_adam(node) or not isinstance(node.mu, dict) or FLOW_GROUP not in node.mu:
-      return node
-    if jax.tree.leaves(node.mu[FLOW_GROUP]) == []:  # Another group's state, the flow masked.
+    # The flow group's Adam state holds arrays for the flow; another group's holds only
+    # optax.MaskedNode leaves there.
+    if not _is_adam(node) or not jax.tree.leaves(node.mu.get(FLOW_GROUP, ())):
       return node
     return optax.ScaleByAdamState(count=source.count,
                                   mu={**node.mu, FLOW_GROUP: source.mu[FLOW_GROUP]},
@@ -122,7 +122,7 @@ def load_flow(config: ml_collections.ConfigDict, state: TrainState) -> TrainStat
     ckpts.close()
   if step is None:
     raise ValueError(f'config.model.warm_start={source!r} has no checkpoint.')
-  frozen = group_settings(config.optim, FLOW_GROUP).lr == 0
+  frozen = FLOW_GROUP in frozen_groups(config.optim, (FLOW_GROUP,))
   flow = loaded.ema_params[FLOW_GROUP] if frozen else loaded.params[FLOW_GROUP]
   params = {**state.params, FLOW_GROUP: flow}
   # A copy: a frozen flow's params and EMA are equal but must not share buffers (the train
