@@ -3,6 +3,8 @@
 `load_split` returns a preprocessed split in memory; batching (`train_batches`,
 `eval_batches`) is in `dfflows.data.batching`, which needs no TensorFlow.
 """
+import fcntl
+import os
 from typing import Callable, Optional
 
 import jax
@@ -135,14 +137,24 @@ def _load_numpy(data_config: ml_collections.ConfigDict, split: str,
 
 
 def _prepare_on_first_process(data_config: ml_collections.ConfigDict) -> None:
-  """In multi-process runs, prepares the dataset on process 0 while the others wait."""
-  # Processes sharing one data_dir would otherwise race to rename the same prepared directory.
-  if jax.process_count() == 1:
-    return
+  """Prepares the dataset on process 0 (under a lock file) while the other processes wait."""
   if jax.process_index() == 0:
-    kwargs = _load_kwargs(data_config)
-    tfds.builder(data_config.name, data_dir=kwargs['data_dir'],
-                 **kwargs.get('builder_kwargs', {})).download_and_prepare(
-                     **kwargs.get('download_and_prepare_kwargs', {}))
-  multihost_utils.sync_global_devices(f'dfflows: {data_config.name} prepared')
+    _prepare_locked(data_config)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'dfflows: {data_config.name} prepared')
 
+
+def _prepare_locked(data_config: ml_collections.ConfigDict) -> None:
+  """Prepares the TFDS dataset holding a lock file beside it: processes or separate runs that
+  share a data_dir would otherwise race to rename the same prepared directory."""
+  kwargs = _load_kwargs(data_config)
+  builder = tfds.builder(data_config.name, data_dir=kwargs['data_dir'],
+                         **kwargs.get('builder_kwargs', {}))
+  lock_dir = os.path.dirname(builder.data_dir)
+  os.makedirs(lock_dir, exist_ok=True)
+  with open(os.path.join(lock_dir, '.dfflows_prepare.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      builder.download_and_prepare(**kwargs.get('download_and_prepare_kwargs', {}))
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,5 +1,7 @@
 """Tests of the TFDS builders `mnist_embedded` and `mnist_idx`."""
 import os
+import subprocess
+import sys
 
 import ml_collections
 import numpy as np
@@ -10,7 +12,7 @@ from dfflows.data import idx
 from dfflows.data import input_pipeline
 from dfflows.data import mnist_embedded
 from tests.data import idx_testing
-from tests.helpers import SHARED_MNIST
+from tests.helpers import REPO_ROOT, SHARED_MNIST
 
 HAS_SHARED = os.path.isdir(SHARED_MNIST)
 
@@ -190,3 +192,33 @@ def test_write_embedded_file_rejects_non_official_files(tmp_path):
   idx_testing.write_fake_mnist(str(tmp_path), num_train=2, num_test=2)
   with pytest.raises(ValueError, match='t10k-images-idx3-ubyte.gz: md5 .* != official'):
     mnist_embedded.write_embedded_file(str(tmp_path), str(tmp_path / 'out.npz'))
+
+
+_LOAD_AT = '''
+import os, sys, time
+import ml_collections
+from dfflows.data import input_pipeline
+data_dir, manual_dir, barrier = sys.argv[1:]
+config = ml_collections.ConfigDict(dict(name='mnist_idx', data_dir=data_dir, manual_dir=manual_dir,
+                                        image_size=28, channels=1, validation_percent=10))
+open(os.path.join(barrier, str(os.getpid())), 'w').close()
+while len(os.listdir(barrier)) < 2:  # Both imported: start preparing together.
+  time.sleep(0.01)
+print(len(input_pipeline.load_split(config, 'test')[0]))
+'''
+
+
+def test_mnist_idx_two_runs_prepare_one_data_dir_at_once(tmp_path):
+  """Two processes that prepare the same new dataset at the same moment both load it."""
+  manual_dir = str(tmp_path / 'manual')
+  os.makedirs(manual_dir)
+  idx_testing.write_fake_mnist(manual_dir, num_train=20, num_test=30)
+  barrier = tmp_path / 'barrier'
+  barrier.mkdir()
+  procs = [subprocess.Popen([sys.executable, '-c', _LOAD_AT, str(tmp_path / 'tfds'), manual_dir,
+                             str(barrier)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO_ROOT) for _ in range(2)]
+  for proc in procs:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert out.split()[-1] == '30'
