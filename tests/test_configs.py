@@ -1,6 +1,7 @@
 """Every shipped config builds a model and passes validation; Table 5.1 values are exact."""
 import glob
 import importlib
+import json
 import os
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from dfflows.data import input_pipeline
 from dfflows.models.build import build_model
 from dfflows.training import config_checks
+from dfflows.training import warm_start
 from tests.helpers import REPO_ROOT
 
 NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO_ROOT, 'configs', '*.py'))
@@ -47,3 +49,17 @@ def test_thesis_ddpm_configs_have_no_gaussian_residual(name):
   c = importlib.import_module(f'configs.{name}').get_config()
   assert (c.model.kind, c.diffusion.num_timesteps) == ('ddpm', 1000)
   assert not c.model.eps_skip and not c.model.variance_skip
+
+
+def test_two_stage_prior_warm_starts_from_a_kept_nsf_checkpoint():
+  """Stage 2 fits stage 1's flow, branches at a checkpoint stage 1 keeps, and freezes the flow."""
+  two_stage = importlib.import_module('configs.two_stage')
+  nsf, prior = two_stage.get_config('nsf'), two_stage.get_config('prior')
+  prior.model.warm_start = 'runs/nsf'
+  warm_start.check_source(prior, json.loads(nsf.to_json()))
+  every, last = nsf.train.checkpoint_every, nsf.train.num_steps
+  kept = list(range(last, 0, -every))[:nsf.train.keep_checkpoints]
+  assert 0 < prior.model.warm_start_step < last and prior.model.warm_start_step in kept
+  assert (nsf.model.kind, prior.model.kind, prior.optim.flow.lr_scale) == ('flow', 'diffflow', 0.0)
+  with pytest.raises(ValueError, match="stage 'prior2' is not one of"):
+    two_stage.get_config('prior2')
