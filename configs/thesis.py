@@ -9,10 +9,17 @@ import ml_collections
 from configs import default
 
 
+def training_examples(train_size: int, validation_percent: int) -> int:
+  """The examples of a `train_size` train split that training reads, the first 100 -
+  `validation_percent` % (`input_pipeline.tfds_split`), rounded as TFDS's percent slicing."""
+  return int(round((100 - validation_percent) * train_size / 100.0))
+
+
 def get_config(*, dataset: str, image_size: int, channels: int, epochs: int, train_size: int,
                batch_size: int, num_levels: int, num_steps: int, hidden: int,
                flow_res_blocks: int, ch_mult: tuple) -> ml_collections.ConfigDict:
-  """A GPU-sized DiffFlow config with one column of the thesis's Table 5.1."""
+  """A GPU-sized DiffFlow config with one column of the thesis's Table 5.1; `train_size` is the
+  dataset's train split, of which `training_examples` are trained on for `epochs`."""
   config = default.get_config()
   config.data.name = dataset
   config.data.image_size = image_size
@@ -32,7 +39,8 @@ def get_config(*, dataset: str, image_size: int, channels: int, epochs: int, tra
   config.optim.warmup_steps = 1000
   config.optim.ema_decay = 0.9999
   config.train.batch_size = batch_size
-  config.train.num_steps = epochs * train_size // batch_size
+  config.train.num_steps = (epochs * training_examples(train_size, config.data.validation_percent)
+                            // batch_size)
   config.train.log_every = 100
   config.train.eval_every = 5000
   config.train.checkpoint_every = 2000

@@ -26,6 +26,11 @@ class Stream(enum.IntEnum):
   FID_CLASSIFIER = 2**30 + 11  # The FID feature classifier's init and training steps.
 
 
+def base_key(seed: int) -> jax.Array:
+  """The base key of a run whose config.seed is `seed`: every key of the run derives from it."""
+  return jax.random.PRNGKey(seed)
+
+
 def stream(base_key: jax.Array, name: Stream) -> jax.Array:
   """The key of stream `name` of a run whose base key is `base_key`."""
   return jax.random.fold_in(base_key, int(name))

@@ -37,7 +37,7 @@ BUCKETS = (('t=0 (decoder)', 0, 1), ('t=1', 1, 2), ('t=2..9', 2, 10), ('t=10..99
 def breakdown(workdir: str, num_examples: int, estimator_draws: int = 200) -> dict:
   """Mean bits/dim of each term over `num_examples` test images."""
   run = run_lib.load_run(workdir, 'latest')
-  model, params = run.model, run.state.ema_params
+  model, params = run.model, run.ema_params
   test_images, _ = input_pipeline.load_split(run.config.data, 'test')
   terms = jax.jit(model.full_bound_terms)
   d = model_common.num_dims(model.image_shape)
@@ -53,7 +53,7 @@ def breakdown(workdir: str, num_examples: int, estimator_draws: int = 200) -> di
       out['flow_gaussian_bpd'] = gaussian(model.flow_under_gaussian(params)[1], batch, key)
     return out
 
-  bound_key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND)
+  bound_key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_BOUND)
   cat = likelihood.per_example(per_batch, test_images, num_examples, 32, bound_key)
   rows = {}
   if 'neg_logdet' in cat:

@@ -21,9 +21,9 @@ def real_pixel_factor(workdir: str) -> float:
 def estimator_draws(run: Run, images: np.ndarray, draws: int) -> np.ndarray:
   """`draws` batch means of the run's one-sample bound estimate (`model.eval_bpd`, EMA
   params) on `images`, draw i with key i of the EXPERIMENT_ESTIMATES stream."""
-  key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_ESTIMATES)
+  key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_ESTIMATES)
   one = jax.jit(run.model.eval_bpd)
-  return np.asarray([float(np.mean(one(run.state.ema_params, images, jax.random.fold_in(key, i))))
+  return np.asarray([float(np.mean(one(run.ema_params, images, jax.random.fold_in(key, i))))
                      for i in range(draws)])
 
 

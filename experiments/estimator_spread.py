@@ -74,8 +74,8 @@ def main():
   model, step = run.model, run.step
   test_images, _ = input_pipeline.load_split(run.config.data, 'test')
   x = jnp.asarray(test_images[:BATCH])
-  key = jax.random.fold_in(rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND), 0)
-  full = jax.device_get(jax.jit(model.full_bound_terms)(run.state.ema_params, x, key))
+  key = jax.random.fold_in(rng.stream(run.base_key, rng.Stream.EXPERIMENT_BOUND), 0)
+  full = jax.device_get(jax.jit(model.full_bound_terms)(run.ema_params, x, key))
   vlb, prior = np.asarray(full['vlb_nats'], np.float64), np.asarray(full['prior_nats'], np.float64)
   d = int(np.prod(model.image_shape))
   if 'neg_logdet' in full:  # A DiffFlow: a density of the dequantised image.

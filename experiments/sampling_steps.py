@@ -30,8 +30,8 @@ from experiments import common, mnist_table
 def fid_and_time(config, workdir: str, steps: int, n: int) -> dict:
   """FID of n samples and seconds for 25 samples of the run in `workdir` at `steps` steps."""
   run = run_lib.load_run(workdir, 'latest', config)
-  sample, params = run.trainer.sample, run.state.ema_params
-  key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_SAMPLES)
+  sample, params = run.sample, run.ema_params
+  key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_SAMPLES)
   seconds = sampling.time_sampling(sample, params, key, 25, steps, 1.0)
   features = fid_features(config, workdir)
   test_images, _ = input_pipeline.load_split(config.data, 'test')

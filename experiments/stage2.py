@@ -48,9 +48,9 @@ def validation_bpd(workdir: str, num_examples: int) -> Dict:
   """A run's full bound (EMA params, latest checkpoint) on its first validation images."""
   run = run_lib.load_run(workdir, 'latest')
   images, _ = input_pipeline.load_split(run.config.data, 'validation')
-  key = rng.stream(run.trainer.base_key, rng.Stream.EXPERIMENT_BOUND)
-  out = likelihood.full_bpd_summary(run.model, run.state.ema_params, images, num_examples,
-                            run.config.eval.batch_size, key)
+  key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_BOUND)
+  out = likelihood.full_bpd_summary(run.model, run.ema_params, images, num_examples,
+                                    run.config.eval.batch_size, key)
   return {'step': run.step, **out}
 
 

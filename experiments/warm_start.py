@@ -128,10 +128,10 @@ def flow_alone_bpd(workdir: str, num_examples: int = 256) -> Dict[str, float]:
   """
   run = run_lib.load_run(workdir, 'latest')
   test_images, _ = input_pipeline.load_split(run.config.data, 'test')
-  flow_only, flow_params = run.model.flow_under_gaussian(run.state.ema_params)
+  flow_only, flow_params = run.model.flow_under_gaussian(run.ema_params)
   out = likelihood.full_bpd_summary(flow_only, flow_params, test_images, num_examples,
                                     run.config.eval.batch_size,
-                                    rng.stream(run.trainer.base_key, rng.Stream.EVAL_BPD))
+                                    rng.stream(run.base_key, rng.Stream.EVAL_BPD))
   return {'step': run.step, 'flow_alone_bpd': out['bpd'],
           'flow_alone_bpd_stderr': out['bpd_stderr'],
           'flow_alone_bpd_real': out['bpd'] * common.real_pixel_factor(workdir)}

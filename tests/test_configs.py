@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import tensorflow_datasets as tfds
 
 from dfflows.data import input_pipeline
 from dfflows.models.build import build_model
@@ -35,8 +36,15 @@ def test_config_validates_and_builds(name):
 ])
 def test_thesis_table_5_1(name, epochs, batch, size, levels, steps, hidden, flow_rb, unet_rb):
   c = importlib.import_module(f'configs.{name}').get_config()
-  train_size = {'mnist': 60000, 'cifar10': 50000, 'celeba': 162770}[name]
-  assert c.train.num_steps == epochs * train_size // batch
+  train_split = {'mnist': 60000, 'cifar10': 50000, 'celeba': 162770}[name]
+  # Epochs over the examples training reads: TFDS's own slice of the dataset's train split
+  # by the split string `load_split` passes, the validation split held out.
+  spec = input_pipeline.tfds_split('train', c.data.validation_percent)
+  info = {'train': tfds.core.SplitInfo(name='train', shard_lengths=[train_split], num_bytes=0)}
+  (read,) = tfds.core.ReadInstruction.from_spec(spec).to_absolute(info)
+  trained_on = len(range(train_split)[read.from_:read.to])  # None: an open end.
+  assert 0 < trained_on < train_split
+  assert c.train.num_steps == epochs * trained_on // batch
   assert c.train.batch_size == batch
   assert (c.data.image_size, c.data.channels) == size
   assert (c.flow.num_levels, c.flow.num_steps, c.flow.hidden_channels) == (levels, steps, hidden)

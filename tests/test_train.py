@@ -290,8 +290,8 @@ def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
   # images, computed here directly with the stream evaluate documents.
   run = load_run(workdir, 'latest')
   test_images, _ = input_pipeline.load_split(config.data, 'test')
-  key = jax.random.fold_in(rng.stream(run.trainer.base_key, rng.Stream.EVAL_BPD), 0)
-  direct = np.asarray(jax.jit(run.model.full_bpd)(run.state.ema_params, test_images[:8], key))
+  key = jax.random.fold_in(rng.stream(run.base_key, rng.Stream.EVAL_BPD), 0)
+  direct = np.asarray(jax.jit(run.model.full_bpd)(run.ema_params, test_images[:8], key))
   np.testing.assert_allclose(result['bpd'], direct.mean(), rtol=1e-5)
   np.testing.assert_allclose(result['bpd_stderr'], direct.std(ddof=1) / np.sqrt(8), rtol=1e-4)
   assert result['bpd_estimator'] == 'full variational bound, every t summed'

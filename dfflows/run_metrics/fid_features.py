@@ -4,7 +4,6 @@ test split's statistics cached in the workdir."""
 import os
 from typing import Any, Callable, NamedTuple, Optional
 
-import jax
 import ml_collections
 import numpy as np
 from absl import logging
@@ -41,7 +40,7 @@ def fid_features(config: ml_collections.ConfigDict, workdir: str) -> Optional[Fi
     logging.info('Training the FID feature classifier (%d steps, cached in %s)...',
                  config.eval.classifier_steps, path)
     images, labels = input_pipeline.load_split(config.data, 'train')
-    key = rng.stream(jax.random.PRNGKey(config.seed), rng.Stream.FID_CLASSIFIER)
+    key = rng.stream(rng.base_key(config.seed), rng.Stream.FID_CLASSIFIER)
     params = classifier.train_classifier(images, labels, key=key,
                                          num_steps=config.eval.classifier_steps,
                                          batch_size=128, log_every=500)

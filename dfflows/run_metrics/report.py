@@ -30,36 +30,36 @@ EVAL_FILE = 'eval.json'
 def save_trajectory(run: Run, path: str) -> None:
   """A DiffFlow's reverse chain z_T -> z0 -> x for four samples (EMA params), as a strip."""
   z, x = jax.jit(run.model.trajectory, static_argnames=('num', 'num_steps'))(
-      run.state.ema_params, rng.stream(run.trainer.base_key, rng.Stream.EVAL_TRAJECTORY), num=4,
+      run.ema_params, rng.stream(run.base_key, rng.Stream.EVAL_TRAJECTORY), num=4,
       num_steps=run.model.sampling_plan(run.config.diffusion.sample_steps).num_steps)
   visualize.save_trajectory_strip(z, x, path)
 
 
 def _likelihood(run: Run, test_images: np.ndarray) -> Dict[str, Any]:
   """Full-bound bits/dim (EMA and raw params), eps-MSE and the ODE NLL, in both units."""
-  config, model, state, base = run.config, run.model, run.state, run.trainer.base_key
+  config, model, base = run.config, run.model, run.base_key
   ev = config.eval
   logging.info('Bits/dim of step %d: %s on %d test images (EMA params, then raw params)...',
                run.step, model.bpd_labels.full, ev.num_examples or len(test_images))
   bpd_key = rng.stream(base, rng.Stream.EVAL_BPD)
-  result = likelihood.full_bpd_summary(model, state.ema_params, test_images, ev.num_examples,
-                               ev.batch_size, bpd_key)
+  result = likelihood.full_bpd_summary(model, run.ema_params, test_images, ev.num_examples,
+                                       ev.batch_size, bpd_key)
   result['bpd_estimator'] = model.bpd_labels.full
   result['bpd_params'] = 'EMA'
   # Early in a run the EMA may lag the params: report the raw params' bits/dim beside it.
-  raw = likelihood.full_bpd_summary(model, state.params, test_images, ev.num_examples, ev.batch_size,
-                            bpd_key)
+  raw = likelihood.full_bpd_summary(model, run.params, test_images, ev.num_examples,
+                                    ev.batch_size, bpd_key)
   result['bpd_raw_params'], result['bpd_raw_params_stderr'] = raw['bpd'], raw['bpd_stderr']
-  mse = likelihood.eps_mse(model, state.ema_params, test_images, ev.num_examples, ev.batch_size,
+  mse = likelihood.eps_mse(model, run.ema_params, test_images, ev.num_examples, ev.batch_size,
                            rng.stream(base, rng.Stream.EVAL_EPS_MSE))
   if mse is not None:
     result['eps_mse'] = mse
   if isinstance(model, HasOdeLikelihood) and ev.ode_examples:
     logging.info('Probability-flow ODE NLL on %d test images (%d Hutchinson probes)...',
                  ev.ode_examples, ev.ode_probes)
-    result.update(likelihood.ode_bpd_summary(model, state.ema_params, test_images, ev.ode_examples,
-                                     ev.batch_size, ev.ode_probes,
-                                     rng.stream(base, rng.Stream.EVAL_ODE)))
+    result.update(likelihood.ode_bpd_summary(model, run.ema_params, test_images,
+                                             ev.ode_examples, ev.batch_size, ev.ode_probes,
+                                             rng.stream(base, rng.Stream.EVAL_ODE)))
   result.update(likelihood.real_pixel_fields(result, config.data))
   return result
 
@@ -67,18 +67,18 @@ def _likelihood(run: Run, test_images: np.ndarray) -> Dict[str, Any]:
 def _samples(run: Run, workdir: str, test_images: np.ndarray,
              test_labels: np.ndarray) -> Dict[str, Any]:
   """Sampling time, FID (and the classifier's figures) of the EMA params; eval_samples.png."""
-  config, trainer, params = run.config, run.trainer, run.state.ema_params
+  config, params = run.config, run.ema_params
   plan = run.model.sampling_plan(config.diffusion.sample_steps)
   temperature = config.model.temperature
-  key = rng.stream(trainer.base_key, rng.Stream.EVAL_SAMPLES)
+  key = rng.stream(run.base_key, rng.Stream.EVAL_SAMPLES)
   result = {'sampler': plan.description, 'network_evals_per_sample': plan.network_evals,
-            'seconds_for_25_samples': sampling.time_sampling(trainer.sample, params, key, 25,
+            'seconds_for_25_samples': sampling.time_sampling(run.sample, params, key, 25,
                                                              plan.num_steps, temperature)}
   n = config.eval.fid_num_samples
   features = fid_features(config, workdir)
   logging.info('Drawing %d samples (%s)...', n, plan.description)
   t0 = time.perf_counter()
-  samples = sampling.draw_samples(trainer.sample, params, key, n, plan.num_steps, temperature,
+  samples = sampling.draw_samples(run.sample, params, key, n, plan.num_steps, temperature,
                                   min(n, 250))
   result[f'seconds_for_{n}_samples'] = time.perf_counter() - t0
   if features is None:
@@ -108,7 +108,7 @@ def write_report(config: ml_collections.ConfigDict, workdir: str,
   test_images, test_labels = input_pipeline.load_split(config.data, 'test')
   result = {'step': run.step, 'checkpoint': which, 'model': config.model.kind, 'split': 'test',
             'checkpoint_selection_split': 'validation' if which == 'best' else None,  # train.py
-            'params': int(sum(x.size for x in jax.tree.leaves(run.state.ema_params)))}
+            'params': int(sum(x.size for x in jax.tree.leaves(run.ema_params)))}
   result.update(_likelihood(run, test_images))
   logging.info('bpd %.3f +- %.3f bits/model dim = %.3f +- %.3f bits/real pixel (raw params '
                '%.3f = %.3f). FID features (%s)...', result['bpd'], result['bpd_stderr'],

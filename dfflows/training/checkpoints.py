@@ -1,12 +1,16 @@
 """Orbax checkpoints of the whole TrainState: the last N, plus the best by eval bits/dim.
 
+Each checkpoint is one PyTree item (orbax's PyTreeCheckpointHandler; a StandardSave
+checkpoint has the same layout and reads alike), so a restore may read a part of it: the
+params alone, without the optimizer state (`restore_fields`).
+
 Orbax writes each checkpoint into a temporary directory and renames it when
 complete, so a kill mid-write never leaves a half-written latest step. A
 checkpoint that is nevertheless unreadable (truncated or corrupted files) is
 skipped on restore, falling back to the previous one, with a warning.
 """
 import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import orbax.checkpoint as ocp
@@ -19,6 +23,12 @@ def saved_steps(workdir: str) -> List[int]:
   return sorted(ocp.utils.checkpoint_steps(os.path.join(workdir, 'checkpoints')))
 
 
+def _restore_args(abstract: Any, partial: bool = False) -> ocp.args.PyTreeRestore:
+  """Restores the leaves of `abstract` (ShapeDtypeStructs with shardings); `partial`: those only."""
+  return ocp.args.PyTreeRestore(abstract, ocp.checkpoint_utils.construct_restore_args(abstract),
+                                partial_restore=partial)
+
+
 class Checkpoints:
   """Save and restore-with-fallback of TrainStates under `workdir`."""
 
@@ -27,24 +37,26 @@ class Checkpoints:
     self.best_directory = os.path.abspath(os.path.join(workdir, 'best'))
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=False)
-    self.latest = ocp.CheckpointManager(self.directory, options=options)
+    handler = ocp.PyTreeCheckpointHandler  # One handler type per manager, for every call.
+    self.latest = ocp.CheckpointManager(self.directory, options=options, item_handlers=handler())
     best_options = ocp.CheckpointManagerOptions(
         max_to_keep=1, create=True, enable_async_checkpointing=False,
         best_fn=lambda metrics: metrics['eval_bpd'], best_mode='min')
-    self.best = ocp.CheckpointManager(self.best_directory, options=best_options)
+    self.best = ocp.CheckpointManager(self.best_directory, options=best_options,
+                                      item_handlers=handler())
 
   def save(self, state: Any) -> None:
     """Saves `state` under its step (overwriting nothing already written)."""
     step = int(jax.device_get(state.step))
     if step not in self.latest.all_steps():
-      self.latest.save(step, args=ocp.args.StandardSave(state))
+      self.latest.save(step, args=ocp.args.PyTreeSave(state))
       self.latest.wait_until_finished()
 
   def save_best(self, state: Any, eval_bpd: float) -> None:
     """Keeps `state` in best/ if its eval bits/dim is the lowest so far."""
     step = int(jax.device_get(state.step))
     if step not in self.best.all_steps():
-      self.best.save(step, args=ocp.args.StandardSave(state), metrics={'eval_bpd': eval_bpd})
+      self.best.save(step, args=ocp.args.PyTreeSave(state), metrics={'eval_bpd': eval_bpd})
       self.best.wait_until_finished()
 
   def latest_step(self) -> Optional[int]:
@@ -59,6 +71,30 @@ class Checkpoints:
     (target, None) when there is no checkpoint at all. Raises RuntimeError if
     checkpoints exist but none can be read, and ValueError if `step` is not saved.
     """
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    state, saved = self._restore_newest(which, step, lambda manager, s: _restore_args(abstract))
+    return (target, None) if saved is None else (state, saved)
+
+  def restore_fields(self, fields: Sequence[str], sharding: jax.sharding.Sharding,
+                     which: str = 'latest') -> Tuple[Optional[Dict[str, Any]], Optional[int]]:
+    """The top-level `fields` of the newest readable state (say params and EMA params), in the
+    checkpoint's own shapes and dtypes placed with `sharding`; no other field is read.
+
+    Returns ({field: tree}, step), or (None, None) when there is no checkpoint; errors as
+    `restore`'s.
+    """
+    def args(manager: ocp.CheckpointManager, step: int) -> ocp.args.PyTreeRestore:
+      saved = manager.item_metadata(step).tree
+      part = {f: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                              saved[f]) for f in fields}
+      return _restore_args(part, partial=True)
+    return self._restore_newest(which, None, args)
+
+  def _restore_newest(self, which: str, step: Optional[int],
+                      args: Callable[[ocp.CheckpointManager, int], ocp.args.PyTreeRestore],
+                      ) -> Tuple[Any, Optional[int]]:
+    """(tree, step) of the newest readable checkpoint of `which` ('best': its best one; `step`:
+    that one only) restored with `args(manager, step)`, or (None, None) when there is none."""
     manager = self.latest if which == 'latest' else self.best
     steps = sorted(manager.all_steps(), reverse=True)
     if step is not None:
@@ -68,11 +104,10 @@ class Checkpoints:
       steps = [step]
     elif which == 'best' and manager.best_step() is not None:
       steps = [manager.best_step()]
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     errors = []
     for saved in steps:
       try:
-        state = manager.restore(saved, args=ocp.args.StandardRestore(abstract))
+        tree = manager.restore(saved, args=args(manager, saved))
       except Exception as e:  # pylint: disable=broad-except
         logging.warning('Checkpoint at step %d in %s is unreadable (%s: %s); falling back to the'
                         ' previous one.', saved, manager.directory, type(e).__name__, e)
@@ -80,10 +115,10 @@ class Checkpoints:
         continue
       if errors:
         logging.warning('Resumed from step %d after skipping unreadable checkpoints.', saved)
-      return state, saved
+      return tree, saved
     if errors:
       raise RuntimeError(f'No readable checkpoint in {manager.directory}:\n' + '\n'.join(errors))
-    return target, None
+    return None, None
 
   def close(self) -> None:
     """Waits for pending writes and releases the managers."""

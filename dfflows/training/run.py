@@ -1,30 +1,38 @@
-"""A trained run restored from its workdir: config, model, trainer, state and step.
+"""A trained run restored from its workdir for evaluation: config, model, params, EMA params,
+step, base key and sampler.
 
-The restore target comes from `Trainer.abstract_state` (the shapes of init, nothing
-computed), so restoring reads no images.
+Only the params and EMA params are read from the checkpoint, in its own shapes and dtypes
+(`Checkpoints.restore_fields`): no optimizer or train step is built, no optimizer state is
+read, and no images are loaded.
 """
 import os
-from typing import NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
+import jax
 import ml_collections
+from jax.sharding import NamedSharding, PartitionSpec as P
 
+from dfflows import rng
 from dfflows.models.build import build_model
 from dfflows.models.interface import Model
 from dfflows.training import config_checks
 from dfflows.training.checkpoints import Checkpoints
-from dfflows.training.train_state import TrainState
-from dfflows.training.trainer import Trainer, make_mesh
+from dfflows.training.trainer import jit_sample, make_mesh
 
 CHECKPOINTS = ('best', 'latest')
+RESTORED_FIELDS = ('params', 'ema_params')  # The TrainState fields evaluation reads.
 
 
 class Run(NamedTuple):
-  """A restored run: its config, model, trainer (compiled functions, base key), state, step."""
+  """A restored run: config, model, params, EMA params, step, base key (of `dfflows.rng`'s
+  streams) and `model.sample` jitted (`trainer.jit_sample`)."""
   config: ml_collections.ConfigDict
   model: Model
-  trainer: Trainer
-  state: TrainState
+  params: Any
+  ema_params: Any
   step: int
+  base_key: jax.Array
+  sample: Callable
 
 
 def saved_config(workdir: str) -> ml_collections.ConfigDict:
@@ -32,23 +40,24 @@ def saved_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(config_checks.load_saved_config(workdir))
 
 
-def restore(trainer: Trainer, workdir: str, which: str = 'best') -> tuple[TrainState, int]:
-  """The state and step of the run's `which` checkpoint ('best' falls back to 'latest')."""
+def restore_params(workdir: str, keep: int, which: str = 'best') -> tuple[dict, int]:
+  """The `RESTORED_FIELDS` ({field: params}, replicated over `make_mesh()`) and step of the
+  run's `which` checkpoint ('best' falls back to 'latest'); `keep` is its keep_checkpoints."""
   if which not in CHECKPOINTS:
     raise ValueError(f'which={which!r} is not one of {CHECKPOINTS}.')
   if not os.path.isdir(workdir):  # Checkpoints would create it.
     raise FileNotFoundError(f'No run in {workdir}: no such directory.')
-  ckpts = Checkpoints(workdir, trainer.config.train.keep_checkpoints)
+  replicated = NamedSharding(make_mesh(), P())
+  ckpts = Checkpoints(workdir, keep)
   try:
-    target = trainer.abstract_state()
-    state, step = ckpts.restore(target, which=which)
+    fields, step = ckpts.restore_fields(RESTORED_FIELDS, replicated, which)
     if step is None and which == 'best':
-      state, step = ckpts.restore(target, which='latest')
+      fields, step = ckpts.restore_fields(RESTORED_FIELDS, replicated, 'latest')
   finally:
     ckpts.close()
   if step is None:
     raise FileNotFoundError(f'No checkpoint in {workdir}; train first with dfflows.main.')
-  return state, step
+  return fields, step
 
 
 def load_run(workdir: str, which: str = 'best',
@@ -61,9 +70,9 @@ def load_run(workdir: str, which: str = 'best',
   """
   if config is None:
     config = saved_config(workdir)
-  elif os.path.isdir(workdir):  # (`restore` names a missing workdir.)
+  elif os.path.isdir(workdir):  # (`restore_params` names a missing workdir.)
     config_checks.check_same_model(config, workdir)
   model = build_model(config)
-  trainer = Trainer(config, model, make_mesh())
-  state, step = restore(trainer, workdir, which)
-  return Run(config, model, trainer, state, step)
+  fields, step = restore_params(workdir, config.train.keep_checkpoints, which)
+  return Run(config, model, fields['params'], fields['ema_params'], step,
+             rng.base_key(config.seed), jit_sample(model))

@@ -10,7 +10,7 @@ the number of devices. Needs no TensorFlow or clu (the training loop in
 benchmarks run where only JAX is installed.
 """
 import functools
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -104,6 +104,11 @@ def eval_sums(model: Model, params: Any, key: jax.Array, batch: jnp.ndarray,
   return jnp.stack(stats.moment_sums(model.eval_bpd(params, batch, key), mask))
 
 
+def jit_sample(model: Model) -> Callable:
+  """`model.sample` jitted, with `num` and `num_steps` static."""
+  return jax.jit(model.sample, static_argnames=('num', 'num_steps'))
+
+
 class Trainer:
   """Holds the compiled functions and shardings of one run."""
 
@@ -116,12 +121,12 @@ class Trainer:
     self.data = NamedSharding(mesh, P('data'))
     self.tx = create_optimizer(config.optim, config.train.num_steps, model.param_groups)
     self.frozen = frozen_groups(config.optim, model.param_groups)
-    self.base_key = jax.random.PRNGKey(config.seed)
+    self.base_key = rng.base_key(config.seed)
     ema = (config.optim.ema_decay, config.optim.ema_warmup)
     self.train = jax.jit(functools.partial(train_steps, model, self.tx, ema, self.frozen,
                                            self.base_key), donate_argnums=0)
     self.eval = jax.jit(functools.partial(eval_sums, model))
-    self.sample = jax.jit(model.sample, static_argnames=('num', 'num_steps'))
+    self.sample = jit_sample(model)
 
   def init_state(self, init_batch: np.ndarray) -> TrainState:
     """Initial state from one global batch (same on every process), replicated."""
