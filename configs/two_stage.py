@@ -6,12 +6,13 @@
 
 Stage 1 (`nsf`) is the flow-only NSF of the default flow section, with a checkpoint every
 500 steps. Stage 2 (`prior`) warm-starts a DiffFlow from the NSF's checkpoint at 80% of its
-steps (`model.warm_start_step`), keeps the flow frozen (`optim.flow.lr_scale=0`: only the
-U-Net is differentiated) and trains a U-Net prior on the flow's latent squeezed to 8x8x16
-for `PRIOR_STEPS`, the steps that cost as much one-core time as the NSF's last 20%. The NSF
-at its last step is the flow-only baseline of the same budget. Data: TFDS 'mnist'; IDX files
-on disk with `--config.data.name=mnist_idx --config.data.manual_dir=DIR`. How the recipe
-was chosen (on the validation split) and what it gives: experiments/results/stage2.md.
+steps (`model.warm_start_step`) with the NSF's Adam moments, trains the flow on at 1/20 of the
+U-Net's learning rate (`optim.flow.lr_scale`, LSGM's slow backbone; 0 would freeze it) and a
+U-Net prior on the flow's latent squeezed to 8x8x16, for `PRIOR_STEPS`: the steps that cost as
+much one-core time as the NSF's last 20%. The NSF at its last step is the flow-only baseline
+of the same budget. Data: TFDS 'mnist'; IDX files on disk with
+`--config.data.name=mnist_idx --config.data.manual_dir=DIR`. How the recipe was chosen (on the
+validation split) and what it gives: experiments/results/stage2.md.
 """
 import ml_collections
 
@@ -19,7 +20,7 @@ from configs import default
 
 NSF_STEPS = 5000
 BRANCH_STEP = 4000  # Stage 2 starts from the NSF's checkpoint at 80% of its steps.
-PRIOR_STEPS = 1754  # One-core time of NSF_STEPS - BRANCH_STEP NSF steps (stage2.md).
+PRIOR_STEPS = 799  # One-core time of NSF_STEPS - BRANCH_STEP NSF steps (stage2.md).
 STAGES = ('nsf', 'prior')
 
 
@@ -41,7 +42,7 @@ def get_config(stage: str = 'nsf') -> ml_collections.ConfigDict:
   config.model.warm_start_step = BRANCH_STEP
   config.model.latent_squeeze = 2
   config.unet.ch = 16
-  config.optim.flow.lr_scale = 0.0
+  config.optim.flow.lr_scale = 0.05
   config.train.num_steps = PRIOR_STEPS
   config.train.eval_every = PRIOR_STEPS
   config.train.checkpoint_every = 500

@@ -65,7 +65,8 @@ def validate(args) -> Dict:
     r = results[name]
     rows.append({'name': name, 'workdir': workdir, 'step': r['step'], 'bpd': r['bpd'],
                  'bpd_stderr': r['bpd_stderr'], 'bpd_real': r['bpd'] * factor,
-                 'vs_first': paired(r['bpd_per_example'], first, factor)})
+                 'vs_first': paired(r['bpd_per_example'], first, factor),
+                 'bpd_per_example': [float(v) for v in r['bpd_per_example']]})
   print(f"| run | step | validation bound, bits/model dim | per real pixel | minus {runs[0][0]}, "
         'paired (per real pixel) |')
   print('|---|---:|---|---|---|')
