@@ -79,3 +79,26 @@ def test_each_process_evaluates_its_share_of_the_global_eval_batch(monkeypatch):
     assert batch.shape[0] == mask.shape[0] == config.eval.batch_size // 2
     marks += batch[mask == 1, 0, 0, 0].tolist()
   assert sorted(marks) == list(range(1, 14))  # Each of the 13 examples exactly once.
+
+
+def test_each_eval_batch_draws_its_own_key_and_every_process_the_same(monkeypatch):
+  """The periodic eval's batches get distinct keys (independent t and noise draws), the same
+  on every process and on every call."""
+  config = tiny_config('flow')
+  config.eval.num_examples = 13
+  trainer = trainer_lib.Trainer(config, build_model(config), trainer_lib.make_mesh())
+  images = np.zeros((20, 32, 32, 1), np.uint8)
+  trainer.global_array = lambda local, sharding: local
+  keys = []
+
+  def fake_eval(params, key, batch, mask):
+    keys.append(np.asarray(jax.random.key_data(key)).tobytes())
+    return np.stack(stats.moment_sums(np.zeros(len(batch)), mask))
+
+  trainer.eval = fake_eval
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  for process in (0, 1, 0):
+    monkeypatch.setattr(jax, 'process_index', lambda p=process: p)
+    trainer.mean_eval_bpd(None, images)
+  assert len(keys) == 6 and keys[0] != keys[1]  # Two global batches per call.
+  assert keys[:2] == keys[2:4] == keys[4:]

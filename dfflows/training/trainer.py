@@ -155,8 +155,10 @@ class Trainer:
     ev = self.config.eval
     key = rng.stream(self.base_key, rng.Stream.PERIODIC_EVAL)
     total = np.zeros(3)
-    for batch, mask in batching.eval_batches(images, ev.batch_size, ev.num_examples,
-                                             jax.process_index(), jax.process_count()):
-      total += np.asarray(self.eval(params, key, self.global_array(batch, self.data),
+    batches = batching.eval_batches(images, ev.batch_size, ev.num_examples, jax.process_index(),
+                                    jax.process_count())
+    for i, (batch, mask) in enumerate(batches):  # Each batch its own draws of t and noise.
+      total += np.asarray(self.eval(params, jax.random.fold_in(key, i),
+                                    self.global_array(batch, self.data),
                                     self.global_array(mask, self.data)))
     return stats.mean_and_stderr_of_sums(total)
