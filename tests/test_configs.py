@@ -65,6 +65,7 @@ def test_two_stage_prior_warm_starts_from_a_kept_nsf_checkpoint():
   two_stage = importlib.import_module('configs.two_stage')
   nsf, prior = two_stage.get_config('nsf'), two_stage.get_config('prior')
   prior.model.warm_start = 'runs/nsf'
+  config_checks.validate_config(prior, num_devices=1)
   warm_start.check_source(prior, json.loads(nsf.to_json()))
   every, last = nsf.train.checkpoint_every, nsf.train.num_steps
   kept = list(range(last, 0, -every))[:nsf.train.keep_checkpoints]

@@ -137,6 +137,11 @@ def test_source_that_does_not_fit_is_a_clear_error(source, tmp_path):
   flow.model.warm_start = workdir
   with pytest.raises(ValueError, match='warm_start is for model.kind=diffflow'):
     config_checks.validate_config(flow, 1)
+  no_source = tiny_config()
+  no_source.model.warm_start_step = 4
+  with pytest.raises(ValueError, match='warm_start_step=4 names a checkpoint of '
+                                       'config.model.warm_start, which is empty'):
+    config_checks.validate_config(no_source, 1)
 
 
 def test_source_without_a_checkpoint_is_refused_before_training(tmp_path):

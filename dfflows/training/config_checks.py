@@ -137,6 +137,10 @@ def check_values(config: ml_collections.ConfigDict) -> None:
     if value not in choices:
       raise ValueError(f'config.{key}={value!r} is not one of {choices}.')
   resolve_features(config.eval.fid_features, config.data.channels)  # RGB with 'classifier'.
+  if config.model.warm_start_step and not config.model.warm_start:
+    raise ValueError(f'config.model.warm_start_step={config.model.warm_start_step} names a '
+                     'checkpoint of config.model.warm_start, which is empty: set it to the '
+                     "flow-only run's workdir.")
   if config.model.warm_start and config.model.kind != 'diffflow':
     raise ValueError(f'config.model.warm_start is for model.kind=diffflow, got '
                      f'{config.model.kind!r}.')
