@@ -153,8 +153,5 @@ def _prepare_locked(data_config: ml_collections.ConfigDict) -> None:
   lock_dir = os.path.dirname(builder.data_dir)
   os.makedirs(lock_dir, exist_ok=True)
   with open(os.path.join(lock_dir, '.dfflows_prepare.lock'), 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-      builder.download_and_prepare(**kwargs.get('download_and_prepare_kwargs', {}))
-    finally:
-      fcntl.flock(lock, fcntl.LOCK_UN)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    builder.download_and_prepare(**kwargs.get('download_and_prepare_kwargs', {}))
