@@ -24,6 +24,7 @@ class Stream(enum.IntEnum):
   EXPERIMENT_BOUND = 2**30 + 9  # experiments: full-bound terms (batch i: fold_in(key, i)).
   EXPERIMENT_ESTIMATES = 2**30 + 10  # experiments: draws of the one-sample bound estimate.
   FID_CLASSIFIER = 2**30 + 11  # The FID feature classifier's init and training steps.
+  EXPERIMENT_LATENTS = 2**30 + 12  # experiments/latent_gaussian.py: dequantisation noise.
 
 
 def base_key(seed: int) -> jax.Array:

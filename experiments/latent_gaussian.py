@@ -1,0 +1,98 @@
+"""The reach of the simplest prior: a Gaussian with per-dimension mean and variance fitted to
+a flow-only run's latents.
+
+For each flow-only run (EMA params, latest checkpoint), maps the first `--num_fit` train
+images and the first `--num_examples` validation images through its flow, fits a diagonal
+Gaussian to the train latents (each dimension's mean and variance), and reports, paired over
+the validation images, how many bits it takes off the run's exact NLL under N(0, I). The flow
+and its log-det are shared, so the difference is the two priors' log-densities alone. A
+diffusion prior on that frozen flow that gains no more has learned no more than each
+dimension's location and scale:
+
+  python -m experiments.latent_gaussian --out latent_gaussian \
+      --run s0_4000=runs/w28b/nsf4000_s0 --run s1_4000=runs/w28b/nsf4000_s1
+"""
+import argparse
+import json
+import os
+from typing import Dict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dfflows import machine, rng
+from dfflows.data import input_pipeline
+from dfflows.flows import uniform_dequantize
+from dfflows.metrics import bpd, stats
+from dfflows.training import run as run_lib
+from experiments import common
+
+BATCH = 256
+
+
+def flow_latents(run: run_lib.Run, images: np.ndarray, key: jax.Array) -> np.ndarray:
+  """The flow's outputs z = f(u) of dequantised `images`, flattened, float64 [N, D]."""
+  forward = jax.jit(lambda u: run.model.flow.apply(run.ema_params['flow'], u, method='forward')[0])
+  out = []
+  for i in range(0, len(images), BATCH):
+    u = uniform_dequantize(jax.random.fold_in(key, i), jnp.asarray(images[i:i + BATCH]))
+    out.append(np.asarray(forward(u), np.float64).reshape(len(u), -1))
+  return np.concatenate(out)
+
+
+def diagonal_gaussian_gain(fit: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+  """log N(z; mean, diag var) - log N(z; 0, I) per held-out row, nats; mean, var from `fit`."""
+  mean, var = fit.mean(0), fit.var(0)
+  fitted = -0.5 * ((held_out - mean)**2 / var + np.log(var)).sum(1)
+  standard = -0.5 * (held_out**2).sum(1)
+  return fitted - standard
+
+
+def gain(workdir: str, num_fit: int, num_examples: int) -> Dict:
+  """One run's gain from the fitted diagonal Gaussian, bits per real pixel, paired."""
+  run = run_lib.load_run(workdir, 'latest')
+  if run.config.model.kind != 'flow':
+    raise ValueError(f'{workdir}: a flow-only run is needed, got model.kind '
+                     f'{run.config.model.kind!r}.')
+  key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_LATENTS)
+  k_fit, k_held = jax.random.split(key)
+  train, _ = input_pipeline.load_split(run.config.data, 'train')
+  validation, _ = input_pipeline.load_split(run.config.data, 'validation')
+  fit = flow_latents(run, train[:num_fit], k_fit)
+  held = flow_latents(run, validation[:num_examples], k_held)
+  nats = diagonal_gaussian_gain(fit, held)
+  bits_real = nats / (np.log(2.0) * bpd.real_pixel_count(run.config.data))
+  mean, stderr = stats.mean_and_stderr(bits_real)
+  var = fit.var(0)
+  return {'workdir': workdir, 'step': run.step, 'dims': int(fit.shape[1]),
+          'gain_bits_per_real_pixel': mean, 'stderr': stderr,
+          'latent_var_min': float(var.min()), 'latent_var_max': float(var.max()),
+          'latent_mean_abs': float(np.abs(fit.mean(0)).mean())}
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR')
+  parser.add_argument('--num_fit', type=int, default=12000)
+  parser.add_argument('--num_examples', type=int, default=3000)
+  parser.add_argument('--out', required=True)
+  args = parser.parse_args()
+  print(f'{machine.describe()}; commit {machine.git_commit()}')
+  rows = {}
+  print('| run | step | latent variance, min / max | diagonal Gaussian minus N(0, I), '
+        'bits per real pixel |')
+  print('|---|---:|---|---|')
+  for spec in args.run:
+    name, workdir = spec.split('=', 1)
+    r = rows[name] = gain(workdir, args.num_fit, args.num_examples)
+    print(f"| {name} | {r['step']} | {r['latent_var_min']:.3f} / {r['latent_var_max']:.3f} | "
+          f"-{r['gain_bits_per_real_pixel']:.4f} +- {r['stderr']:.4f} |")
+  result = {'split': 'validation', 'num_fit': args.num_fit, 'num_examples': args.num_examples,
+            'rows': rows, 'machine': machine.describe(), 'commit': machine.git_commit()}
+  with open(os.path.join(common.results_dir(), f'{args.out}.json'), 'w') as f:
+    json.dump(result, f, indent=1)
+
+
+if __name__ == '__main__':
+  main()
