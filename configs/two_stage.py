@@ -5,11 +5,12 @@
       --config.model.warm_start=runs/nsf
 
 Stage 1 (`nsf`) is the flow-only NSF of the default flow section, 6,100 steps (60 one-core
-minutes of the EPYC in stage2.md), with a checkpoint every 610 steps. Stage 2 (`prior`) warm-starts a DiffFlow from the NSF's checkpoint at 80% of its
-steps (`model.warm_start_step`) with the NSF's Adam moments, trains the flow on at 1/20 of the
-U-Net's learning rate (`optim.flow.lr_scale`, LSGM's slow backbone; 0 would freeze it) and a
-U-Net prior on the flow's latent squeezed to 8x8x16, for `PRIOR_STEPS`: the steps that cost as
-much one-core time as the NSF's last 20%. The NSF at its last step is the flow-only baseline
+minutes of the EPYC in stage2.md), with a checkpoint every 610 steps. Stage 2 (`prior`)
+warm-starts a DiffFlow from the NSF's checkpoint at 80% of its steps (`model.warm_start_step`)
+with the NSF's Adam moments, trains the flow on at 1/20 of the U-Net's learning rate
+(`optim.flow.lr_scale`, LSGM's slow backbone; 0 would freeze it) and a U-Net prior on the
+flow's latent squeezed to 8x8x16, for `PRIOR_STEPS`: the steps that cost as much one-core
+time as the NSF's last 20%. The NSF at its last step is the flow-only baseline
 of the same budget. Data: TFDS 'mnist'; IDX files on disk with
 `--config.data.name=mnist_idx --config.data.manual_dir=DIR`. How the recipe was chosen (on the
 validation split) and what it gives: experiments/results/stage2.md.

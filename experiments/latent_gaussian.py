@@ -15,7 +15,7 @@ dimension's location and scale:
 import argparse
 import json
 import os
-from typing import Dict
+from typing import Callable, Dict
 
 import jax
 import jax.numpy as jnp
@@ -31,9 +31,8 @@ from experiments import common
 BATCH = 256
 
 
-def flow_latents(run: run_lib.Run, images: np.ndarray, key: jax.Array) -> np.ndarray:
-  """The flow's outputs z = f(u) of dequantised `images`, flattened, float64 [N, D]."""
-  forward = jax.jit(lambda u: run.model.flow.apply(run.ema_params['flow'], u, method='forward')[0])
+def flow_latents(forward: Callable, images: np.ndarray, key: jax.Array) -> np.ndarray:
+  """The outputs z = forward(u) of dequantised `images`, flattened, float64 [N, D]."""
   out = []
   for i in range(0, len(images), BATCH):
     u = uniform_dequantize(jax.random.fold_in(key, i), jnp.asarray(images[i:i + BATCH]))
@@ -59,10 +58,11 @@ def gain(workdir: str, num_fit: int, num_examples: int) -> Dict:
   k_fit, k_held = jax.random.split(key)
   train, _ = input_pipeline.load_split(run.config.data, 'train')
   validation, _ = input_pipeline.load_split(run.config.data, 'validation')
-  fit = flow_latents(run, train[:num_fit], k_fit)
-  held = flow_latents(run, validation[:num_examples], k_held)
+  forward = jax.jit(lambda u: run.model.flow.apply(run.ema_params['flow'], u, method='forward')[0])
+  fit = flow_latents(forward, train[:num_fit], k_fit)
+  held = flow_latents(forward, validation[:num_examples], k_held)
   nats = diagonal_gaussian_gain(fit, held)
-  bits_real = nats / (np.log(2.0) * bpd.real_pixel_count(run.config.data))
+  bits_real = nats / (bpd.LOG2 * bpd.real_pixel_count(run.config.data))
   mean, stderr = stats.mean_and_stderr(bits_real)
   var = fit.var(0)
   return {'workdir': workdir, 'step': run.step, 'dims': int(fit.shape[1]),
