@@ -12,6 +12,7 @@ that turns one arm's one-core minutes into another's step count. Pin the process
 core (`taskset`) to measure one-core ratios.
 """
 import argparse
+import re
 import time
 from typing import Dict, List
 
@@ -25,11 +26,11 @@ from dfflows.training.trainer import Trainer, make_mesh
 
 
 def parse_arm(text: str):
-  """'name=config[:k=v,k=v]' -> (name, config with the overrides applied)."""
+  """'name=config[:k=v,k=(a,b)]' -> (name, config with the overrides applied)."""
   name, _, spec = text.partition('=')
   base, _, overrides = spec.partition(':')
   config = load_config(base, 'auto')
-  for setting in filter(None, overrides.split(',')):
+  for setting in filter(None, re.split(r',(?![^()]*\))', overrides)):  # Not inside (...).
     apply_override(config, setting)
   return name, config
 
