@@ -5,7 +5,9 @@
       --config.model.warm_start=runs/nsf
 
 Stage 1 (`nsf`) is the flow-only NSF of the default flow section, 6,100 steps (60 one-core
-minutes of the EPYC in stage2.md), with a checkpoint every 610 steps. Stage 2 (`prior`)
+minutes of the EPYC in stage2.md), with a checkpoint every 610 steps; `nsf,120` and
+`prior,120` give both stages a budget of 120 one-core minutes (any multiple of 60 scales
+every step count). Stage 2 (`prior`)
 warm-starts a DiffFlow from the NSF's checkpoint at 80% of its steps (`model.warm_start_step`)
 with the NSF's Adam moments, trains the flow on at 1/20 of the U-Net's learning rate
 (`optim.flow.lr_scale`, LSGM's slow backbone; 0 would freeze it) and a U-Net prior on the
@@ -24,29 +26,42 @@ CHECKPOINT_EVERY = 610
 BRANCH_STEP = 4880  # Stage 2 starts from the NSF's checkpoint at 80% of its steps.
 PRIOR_STEPS = 975  # One-core time of NSF_STEPS - BRANCH_STEP NSF steps (stage2.md).
 STAGES = ('nsf', 'prior')
+MINUTES = 60  # The one-core minutes of the step counts above.
 
 
-def get_config(stage: str = 'nsf') -> ml_collections.ConfigDict:
-  """The config of `stage`: 'nsf' (stage 1) or 'prior' (stage 2)."""
+def parse(spec: str):
+  """'STAGE[,MINUTES]' -> (stage, steps multiplier); MINUTES a multiple of 60."""
+  stage, _, minutes = spec.partition(',')
   if stage not in STAGES:
     raise ValueError(f'two_stage config: stage {stage!r} is not one of {STAGES}.')
+  if not minutes:
+    return stage, 1
+  if not minutes.isdigit() or int(minutes) % MINUTES or int(minutes) == 0:
+    raise ValueError(f'two_stage config: budget {minutes!r} is not a positive multiple of '
+                     f'{MINUTES} one-core minutes.')
+  return stage, int(minutes) // MINUTES
+
+
+def get_config(spec: str = 'nsf') -> ml_collections.ConfigDict:
+  """The config of 'STAGE[,MINUTES]': stage 'nsf' (stage 1) or 'prior' (stage 2)."""
+  stage, scale = parse(spec)
   config = default.get_config()
   config.data.name = 'mnist'
   config.train.log_every = 100
   if stage == 'nsf':
     config.model.kind = 'flow'
-    config.train.num_steps = NSF_STEPS
-    config.train.eval_every = CHECKPOINT_EVERY
-    config.train.checkpoint_every = CHECKPOINT_EVERY
+    config.train.num_steps = NSF_STEPS * scale
+    config.train.eval_every = CHECKPOINT_EVERY * scale
+    config.train.checkpoint_every = CHECKPOINT_EVERY * scale
     config.train.keep_checkpoints = NSF_STEPS // CHECKPOINT_EVERY
-    config.train.sample_every = NSF_STEPS
+    config.train.sample_every = NSF_STEPS * scale
     return config
-  config.model.warm_start_step = BRANCH_STEP
+  config.model.warm_start_step = BRANCH_STEP * scale
   config.model.latent_squeeze = 2
   config.unet.ch = 16
   config.optim.flow.lr_scale = 0.05
-  config.train.num_steps = PRIOR_STEPS
-  config.train.eval_every = PRIOR_STEPS
+  config.train.num_steps = PRIOR_STEPS * scale
+  config.train.eval_every = PRIOR_STEPS * scale
   config.train.checkpoint_every = 500
-  config.train.sample_every = PRIOR_STEPS
+  config.train.sample_every = PRIOR_STEPS * scale
   return config

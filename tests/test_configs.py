@@ -59,11 +59,12 @@ def test_thesis_ddpm_configs_have_no_gaussian_residual(name):
   assert not c.model.eps_skip and not c.model.variance_skip
 
 
-def test_two_stage_prior_warm_starts_from_a_kept_nsf_checkpoint():
+@pytest.mark.parametrize('budget', ['', ',120'])
+def test_two_stage_prior_warm_starts_from_a_kept_nsf_checkpoint(budget):
   """Stage 2 fits stage 1's flow, branches at a checkpoint stage 1 keeps, and trains the flow
-  slower than the prior."""
+  slower than the prior; a budget scales both stages alike."""
   two_stage = importlib.import_module('configs.two_stage')
-  nsf, prior = two_stage.get_config('nsf'), two_stage.get_config('prior')
+  nsf, prior = two_stage.get_config('nsf' + budget), two_stage.get_config('prior' + budget)
   prior.model.warm_start = 'runs/nsf'
   config_checks.validate_config(prior, num_devices=1)
   warm_start.check_source(prior, json.loads(nsf.to_json()))
@@ -72,5 +73,15 @@ def test_two_stage_prior_warm_starts_from_a_kept_nsf_checkpoint():
   assert 0 < prior.model.warm_start_step < last and prior.model.warm_start_step in kept
   assert (nsf.model.kind, prior.model.kind) == ('flow', 'diffflow')
   assert 0 < prior.optim.flow.lr_scale < 1
-  with pytest.raises(ValueError, match="stage 'prior2' is not one of"):
-    two_stage.get_config('prior2')
+  # Stage 2 costs what the NSF's steps after the branch cost, at every budget.
+  assert last == two_stage.NSF_STEPS * int(budget[1:] or 60) // 60
+  assert prior.train.num_steps / (last - prior.model.warm_start_step) == pytest.approx(
+      two_stage.PRIOR_STEPS / (two_stage.NSF_STEPS - two_stage.BRANCH_STEP))
+
+
+@pytest.mark.parametrize('spec,problem', [('prior2', "stage 'prior2' is not one of"),
+                                          ('nsf,90', "budget '90' is not a positive multiple"),
+                                          ('nsf,0', "budget '0'"), ('nsf,x', "budget 'x'")])
+def test_two_stage_rejects_an_unknown_stage_or_budget(spec, problem):
+  with pytest.raises(ValueError, match=problem):
+    importlib.import_module('configs.two_stage').get_config(spec)
