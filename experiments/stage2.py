@@ -16,12 +16,21 @@ images:
   python -m experiments.stage2 report --out stage2 \
       --seed 0:nsf=runs/w28/nsf_s0,frozen80=runs/w28/frozen80_s0 \
       --seed 1:nsf=runs/w28/nsf_s1,frozen80=runs/w28/frozen80_s1
+
+`budget` plots one arm's gap to its NSF (ODE NLL and full bound, per real pixel, +- 2 paired
+standard errors, one line per seed) against the training budget, from `report` outputs:
+
+  python -m experiments.stage2 budget --out stage2_budget --arm joint80 \
+      --report 49=stage2_test --report 60=stage2_60min_test
 """
 import argparse
 import json
 import os
 from typing import Dict, List, Tuple
 
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from dfflows import machine, rng
@@ -121,6 +130,54 @@ def report(args) -> Dict:
   return {'split': 'test', 'seeds': seeds}
 
 
+def budget_gaps(reports: Dict[float, Dict], arm: str) -> List[Dict]:
+  """Rows (minutes, seed, estimator, gap, paired stderr) of `arm` in each `report` output."""
+  rows = []
+  for minutes, result in sorted(reports.items()):
+    for seed, runs in result['seeds'].items():
+      found = [r for r in runs if r['name'] == arm]
+      if not found:
+        raise ValueError(f'budget: the {minutes}-minute report has no run {arm!r} for seed {seed}.')
+      for estimator, key in (('ODE NLL', 'ode_vs_nsf'), ('full bound', 'bound_vs_nsf')):
+        if key in found[0]:
+          d = found[0][key]
+          rows.append({'minutes': minutes, 'seed': seed, 'estimator': estimator,
+                       'gap_real': d['mean_diff_real'], 'stderr_real': d['paired_stderr_real']})
+  return rows
+
+
+def budget(args) -> Dict:
+  """The `budget` figure and table: the arm's gap to its NSF against the budget."""
+  reports = {}
+  for spec in args.report:
+    minutes, _, name = spec.partition('=')
+    with open(os.path.join(common.results_dir(), f'{name}.json')) as f:
+      reports[float(minutes)] = json.load(f)
+  rows = budget_gaps(reports, args.arm)
+  fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+  for ax, estimator in zip(axes, ('ODE NLL', 'full bound')):
+    for seed in sorted({r['seed'] for r in rows}):
+      pts = [r for r in rows if r['seed'] == seed and r['estimator'] == estimator]
+      ax.errorbar([r['minutes'] for r in pts], [r['gap_real'] for r in pts],
+                  yerr=[2 * r['stderr_real'] for r in pts], marker='o', capsize=3,
+                  label=f'seed {seed}')
+    ax.axhline(0.0, color='k', lw=0.8)
+    ax.set_title(f'{args.arm} {estimator} minus NSF')
+    ax.set_xlabel('one-core minutes')
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel('bits per real pixel (+- 2 paired s.e.)')
+  axes[0].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(os.path.join(common.results_dir(), f'{args.out}.png'), dpi=100)
+  plt.close(fig)
+  print('| minutes | seed | estimator | minus NSF, paired (per real pixel) |')
+  print('|---:|---|---|---|')
+  for r in rows:
+    print(f"| {r['minutes']:g} | {r['seed']} | {r['estimator']} | "
+          f"{r['gap_real']:+.4f} +- {r['stderr_real']:.4f} |")
+  return {'arm': args.arm, 'reports': args.report, 'rows': rows}
+
+
 def main():
   parser = argparse.ArgumentParser()
   sub = parser.add_subparsers(dest='command', required=True)
@@ -131,9 +188,13 @@ def main():
   r = sub.add_parser('report')
   r.add_argument('--seed', action='append', required=True, metavar='SEED:NAME=WORKDIR,...')
   r.add_argument('--out', required=True)
+  b = sub.add_parser('budget')
+  b.add_argument('--report', action='append', required=True, metavar='MINUTES=REPORT_NAME')
+  b.add_argument('--arm', required=True)
+  b.add_argument('--out', required=True)
   args = parser.parse_args()
   print(f'{machine.describe()}; commit {machine.git_commit()}')
-  result = validate(args) if args.command == 'validate' else report(args)
+  result = {'validate': validate, 'report': report, 'budget': budget}[args.command](args)
   result.update(machine=machine.describe(), commit=machine.git_commit())
   with open(os.path.join(common.results_dir(), f'{args.out}.json'), 'w') as f:
     json.dump(result, f, indent=1)
