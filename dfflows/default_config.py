@@ -44,6 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   # t of the bound's one-sample estimate: 'importance' (p_t ~ log(1-abar_t) - log(1-abar_{t-1}),
   # stratified; unbiased, far lower variance) | 'uniform'.
   config.model.t_sampling = 'importance'
+  # DiffFlow only: subtract the one-sample bound of the N(0, I) reverse process at the same t
+  # and noise and add its exact value -log N(z0; 0, I) (`GaussianDiffusion.one_sample_bound`).
+  # Unbiased; the flow's gradient then carries far less of the diffusion's sampling noise.
+  # Needs diffusion.learn_sigma.
+  config.model.gaussian_control_variate = False
   # Warm start (LSGM's two-stage recipe): the workdir of a trained flow-only run with the same
   # flow section, whose checkpoint gives the DiffFlow's flow params and EMA ('' = off).
   config.model.warm_start = ''

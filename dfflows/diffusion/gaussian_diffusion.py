@@ -274,23 +274,56 @@ class GaussianDiffusion:
     bound = self.num_timesteps * vlb_t + self.prior_kl(x0)
     return dict(loss=loss, l_simple=l_simple, vlb_t=vlb_t, bound=bound, t=t)
 
+  def standard_normal_out(self, x_t: Array, t: Array) -> Array:
+    """The model output of the reverse process that is exact for N(0, I) data (learned sigma).
+
+    eps_hat = sqrt(1 - abar_t) x_t (E[eps | x_t] when x0 ~ N(0, I)) and raw v = 1 (the variance
+    beta_t): p(x_{t-1} | x_t) = N(sqrt(alpha_t) x_t, beta_t), the stationary chain run backwards.
+    """
+    if not self.learn_sigma:
+      raise ValueError('The N(0, I) reverse process needs learn_sigma: the fixed variance '
+                       'beta~_t is not the stationary chain\'s beta_t.')
+    eps = self.gather(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t
+    return jnp.concatenate([eps, jnp.ones_like(x_t)], axis=-1)
+
   def one_sample_bound(self, model_fn: ModelFn, x0: Array, key: jax.Array, t_sampling: str, *,
-                       vlb_weight: float) -> Tuple[Array, Dict[str, Array]]:
+                       vlb_weight: float,
+                       control_variate: bool = False) -> Tuple[Array, Dict[str, Array]]:
     """Unbiased one-sample bound on -log p(x0) in nats per example, and the terms at its t.
 
     prior + L_0 + L_{T-1} + L_t / p_t with t ~ p on 1..T-2 (`t_sampling`, see
     `timesteps.timestep_probs`), stratified over the batch. L_0 (the decoder) and L_{T-1} (where beta ~ 1
     amplifies eps errors) are computed for every example: sampled, either would dominate the
     estimator's variance. The second value is `training_losses`' dict at the sampled t.
+
+    `control_variate` (continuous decoder, learned sigma): subtract the same estimate, at the
+    same t and noise, of the reverse process that is exact for N(0, I) data
+    (`standard_normal_out`), and add its expectation, -log N(x0; 0, I) exactly (that model's
+    chain is the stationary one, whose bound is tight for every x0). Still unbiased, for the
+    value and its gradient in x0; for x0 near N(0, I) and a model near that reverse process
+    the noise the two estimates share cancels.
     """
     k_t, k_noise = jax.random.split(key)
-    batch = x0.shape[0]
     probs = timesteps.timestep_probs(self.alphas_cumprod, t_sampling)
-    t, weight = timesteps.sample_timesteps(k_t, batch, probs)
+    t, weight = timesteps.sample_timesteps(k_t, x0.shape[0], probs)
+    nats, terms = self._estimate_at(model_fn, x0, k_noise, t, weight, vlb_weight)
+    if control_variate:
+      if self.decoder != 'continuous':
+        raise ValueError('The Gaussian control variate needs the continuous decoder (a density '
+                         f'of x0), not {self.decoder!r}.')
+      reference, _ = self._estimate_at(self.standard_normal_out, x0, k_noise, t, weight,
+                                       vlb_weight)
+      nats = nats - reference + standard_normal_nll(x0)
+    return nats, terms
+
+  def _estimate_at(self, model_fn: ModelFn, x0: Array, key: jax.Array, t: Array, weight: Array,
+                   vlb_weight: float) -> Tuple[Array, Dict[str, Array]]:
+    """prior + L_0 + L_{T-1} + weight L_t at the given t, noise from `key`; and the terms at t."""
+    batch = x0.shape[0]
     # One network call on [x0 at t; at 0; at T-1] (batch 3B) rather than three calls: the
     # same FLOPs, but one copy of the network in the compiled graph (compile time).
     ends = [jnp.zeros_like(t), jnp.full_like(t, self.num_timesteps - 1)]
-    both = self.training_losses(model_fn, jnp.concatenate([x0] * 3), k_noise,
+    both = self.training_losses(model_fn, jnp.concatenate([x0] * 3), key,
                                 t=jnp.concatenate([t] + ends), vlb_weight=vlb_weight)
     terms = jax.tree.map(lambda a: a[:batch], both)
     decoder, last = both['vlb_t'][batch:2 * batch], both['vlb_t'][2 * batch:]

@@ -19,7 +19,8 @@ class DiffusionSettings:
 
   vlb_weight: lambda of the hybrid loss; sampler, ddim_eta: the reverse process for samples;
   eps_skip, variance_skip: the Gaussian residual (`gaussian_residual_fn`); t_sampling: the
-  bound's one-sample t (`timesteps.T_SAMPLINGS`).
+  bound's one-sample t (`timesteps.T_SAMPLINGS`); control_variate: the one-sample bound's
+  N(0, I) control variate (`GaussianDiffusion.one_sample_bound`).
   """
   vlb_weight: float
   sampler: str
@@ -27,6 +28,7 @@ class DiffusionSettings:
   eps_skip: bool
   variance_skip: bool
   t_sampling: str
+  control_variate: bool
 
   def __post_init__(self):
     check_choice('DiffusionSettings', 'sampler', self.sampler, SAMPLERS)

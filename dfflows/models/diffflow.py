@@ -9,7 +9,10 @@ variables, then the diffusion variational bound on the latent):
 
 Training uses an unbiased one-sample estimate, prior + L_0 + L_{T-1} + L_t / p_t
 with t ~ p on 1..T-2, stratified over the batch (`t_sampling`: 'importance' or 'uniform';
-`GaussianDiffusion.one_sample_bound`, `dfflows.diffusion.timesteps`). The
+`GaussianDiffusion.one_sample_bound`, `dfflows.diffusion.timesteps`), optionally minus the
+same estimate for the N(0, I) reverse process plus its exact value -log N(z0; 0, I)
+(`gaussian_control_variate`: unbiased; it removes most of the noise of the flow's gradient
+while the prior is near N(0, I), as a warm-started one is). The
 flow always gets its gradient from this bound. With `unet_loss='hybrid'` the
 U-Net is trained by Improved DDPM's L_simple + lambda * L_vlb instead, computed
 on a stop-gradient latent, while the bound is computed with stop-gradient U-Net
@@ -75,6 +78,9 @@ class DiffFlow:
     check_choice('DiffFlow', 'objective', self.objective, OBJECTIVES)
     check_choice('DiffFlow', 'unet_loss', self.unet_loss, UNET_LOSSES)
     check_choice('DiffFlow', 'prior', self.prior, PRIORS)
+    if self.settings.control_variate and not self.diffusion.learn_sigma:
+      raise ValueError('model.gaussian_control_variate needs diffusion.learn_sigma: with the '
+                       'fixed variance the reverse process is not exact for N(0, I) latents.')
 
   @property
   def latent_shape(self) -> Tuple[int, int, int]:
@@ -172,7 +178,8 @@ class DiffFlow:
     unet_params = params['unet'] if joint else sg(params['unet'])
     nats, terms = self.diffusion.one_sample_bound(self._unet_fn(unet_params, train, k_drop), z0,
                                                   k_bound, self.settings.t_sampling,
-                                                  vlb_weight=self.settings.vlb_weight)
+                                                  vlb_weight=self.settings.vlb_weight,
+                                                  control_variate=self.settings.control_variate)
     bpd = continuous_nats_to_bpd(nats - logdet, dims)
     metrics = {
         'bpd': bpd.mean(),
@@ -200,7 +207,9 @@ class DiffFlow:
     k_deq, k_tn = jax.random.split(key)
     z0, logdet = self.latent_and_logdet(params, x, k_deq)
     nats, _ = self.diffusion.one_sample_bound(self._unet_fn(params['unet'], False, k_tn), z0,
-                                              k_tn, self.settings.t_sampling, vlb_weight=self.settings.vlb_weight)
+                                              k_tn, self.settings.t_sampling,
+                                              vlb_weight=self.settings.vlb_weight,
+                                              control_variate=self.settings.control_variate)
     return continuous_nats_to_bpd(nats - logdet, common.num_dims(self.image_shape))
 
   def full_bound_terms(self, params: Params, x: jnp.ndarray,

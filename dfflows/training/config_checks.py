@@ -48,7 +48,8 @@ CHOICES = {
 # Sections and keys whose values may change between a run and its resumption (the
 # keys change how the model is computed, not what it is).
 RESUMABLE_SECTIONS = ('train', 'eval', 'distributed')
-RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling')
+RESUMABLE_KEYS = ('model.conv_impl', 'unet.remat', 'model.t_sampling',
+                  'model.gaussian_control_variate')
 # How to sample: an evaluation may set these keys (and config.eval.*) otherwise than its run.
 SAMPLER_KEYS = ('diffusion.sample_steps', 'diffusion.sampler', 'diffusion.ddim_eta',
                 'model.temperature')

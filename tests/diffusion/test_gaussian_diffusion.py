@@ -267,3 +267,101 @@ def test_respace_keeps_alpha_bar_and_maps_timesteps():
   np.testing.assert_array_equal(seen[0], [11, 19])
   with pytest.raises(ValueError, match='Kept'):
     gd.respace(diffusion, [3, 20])
+
+
+def _stationary_chain_expected_terms(betas: np.ndarray, x0: float) -> np.ndarray:
+  """E_eps of each bound term (prior KL, then t = 0..T-1) for the N(0, I) reverse process
+  p(x_{t-1} | x_t) = N(sqrt(alpha_t) x_t, beta_t), one dim at x0; independent numpy."""
+  betas = np.asarray(betas, np.float64)
+  alphas = 1 - betas
+  abar = np.cumprod(alphas)
+  abar_prev = np.append(1.0, abar[:-1])
+  post_var = betas * (1 - abar_prev) / (1 - abar)
+  c1 = betas * np.sqrt(abar_prev) / (1 - abar)
+  c2 = (1 - abar_prev) * np.sqrt(alphas) / (1 - abar)
+  # mu_q - mu_p = c1 x0 + (c2 - sqrt(alpha_t)) x_t, x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps.
+  b = c2 - np.sqrt(alphas)
+  sq = (c1 + b * np.sqrt(abar))**2 * x0**2 + b**2 * (1 - abar)
+  with np.errstate(divide='ignore'):  # post_var[0] = 0; t = 0 is the decoder, set below.
+    kl = 0.5 * (np.log(betas / post_var) + post_var / betas + sq / betas - 1)
+  # t = 0: -log N(x0; sqrt(alpha_0) x_1, beta_0), with E(x0 - sqrt(alpha_0) x_1)^2 =
+  # beta_0^2 x0^2 + alpha_0 beta_0.
+  kl[0] = 0.5 * np.log(2 * np.pi * betas[0]) + 0.5 * (betas[0] * x0**2 + alphas[0])
+  prior = 0.5 * (1 - abar[-1] + abar[-1] * x0**2 - 1 - np.log(1 - abar[-1]))
+  return np.append(prior, kl)
+
+
+@pytest.mark.parametrize('schedule', ['cosine', 'linear'])
+def test_standard_normal_reverse_process_bound_is_the_exact_nll(schedule):
+  """Summed over every t, the N(0, I) reverse process's bound is -log N(x0; 0, 1) exactly:
+  the control variate's expectation (independent numpy, per dim)."""
+  betas = schedules.get_beta_schedule(schedule, 40)
+  for x0 in (0.0, 0.7, -2.5):
+    total = _stationary_chain_expected_terms(betas, x0).sum()
+    np.testing.assert_allclose(total, 0.5 * x0**2 + 0.5 * np.log(2 * np.pi), rtol=1e-10)
+
+
+def test_standard_normal_out_realises_that_process():
+  """full_bound with `standard_normal_out`: each t's term, averaged over noise, matches the
+  numpy expectation above."""
+  diffusion = make(12)
+  x0 = jnp.full((20000, 1), 0.8)
+  out = jax.jit(lambda k: diffusion.full_bound(diffusion.standard_normal_out, x0, k))(
+      jax.random.PRNGKey(0))
+  expected = _stationary_chain_expected_terms(diffusion.betas, 0.8)
+  np.testing.assert_allclose(float(out['prior_nats'][0]), expected[0], rtol=1e-4, atol=1e-5)
+  vlb = np.asarray(out['vlb_nats'], np.float64)
+  stderr = vlb.std(0) / np.sqrt(vlb.shape[0])
+  assert np.all(np.abs(vlb.mean(0) - expected[1:]) < 5 * stderr + 1e-5)
+  with pytest.raises(ValueError, match='learn_sigma'):
+    make(12, learn_sigma=False).standard_normal_out(x0, jnp.zeros((20000,), jnp.int32))
+
+
+def test_control_variate_is_the_estimate_minus_the_gaussian_one_at_the_same_draws():
+  """With the control variate, the estimate is (the model's) - (the N(0, I) process's, at the
+  same t and noise) + -log N(x0; 0, I): draw for draw."""
+  diffusion = make(30)
+  x0 = jax.random.normal(jax.random.PRNGKey(0), (16, 2, 2, 3))
+  model_fn = lambda x_t, t: diffusion.standard_normal_out(x_t, t) + 0.1 * jnp.tanh(
+      jnp.concatenate([x_t, x_t**2], -1))
+  key = jax.random.PRNGKey(5)
+  bound = lambda fn, cv: diffusion.one_sample_bound(fn, x0, key, 'importance', vlb_weight=0.001,
+                                                    control_variate=cv)[0]
+  expected = (bound(model_fn, False) - bound(diffusion.standard_normal_out, False)
+              + gd.standard_normal_nll(x0))
+  np.testing.assert_allclose(bound(model_fn, True), expected, rtol=1e-5)
+  assert float(jnp.max(jnp.abs(bound(model_fn, True) - bound(model_fn, False)))) > 1e-3
+  with pytest.raises(ValueError, match='continuous decoder'):
+    make(30, decoder='discretized').one_sample_bound(model_fn, x0, key, 'importance',
+                                                     vlb_weight=0.001, control_variate=True)
+
+
+def test_control_variate_keeps_the_bound_and_cuts_its_noise():
+  """For data near N(0, I) under its exact reverse model: the mean of the one-sample estimate
+  with the control variate is the full bound's (unbiased), and the noise of the estimate and
+  of its gradient in x0 (what the flow gets) is far smaller than without it."""
+  with jax.enable_x64(True):
+    diffusion = make(50, 'cosine')
+    mu, s, n = jnp.array([0.2, -0.1, 0.0]), 0.9, 20000
+    x0 = mu + s * jax.random.normal(jax.random.PRNGKey(0), (n, 3), jnp.float64)
+    model_fn = analytic.exact_model_fn(diffusion, mu, s)
+    full = diffusion.full_bound(model_fn, x0, jax.random.PRNGKey(1))['total_nats']
+
+    def estimate(x, key, cv):
+      return diffusion.one_sample_bound(model_fn, x, key, 'importance', vlb_weight=0.001,
+                                        control_variate=cv)[0]
+
+    for cv in (False, True):
+      est = jax.jit(estimate, static_argnums=2)(x0, jax.random.PRNGKey(2), cv)
+      diff = est - full
+      stderr = float(jnp.std(diff)) / np.sqrt(n)
+      assert abs(float(jnp.mean(diff))) < 4 * stderr
+    spread = {}
+    for cv in (False, True):
+      est = jax.jit(estimate, static_argnums=2)(x0, jax.random.PRNGKey(2), cv)
+      grad = jax.jit(jax.grad(lambda x, k: jnp.sum(estimate(x, k, cv))))(x0[:4000],
+                                                                          jax.random.PRNGKey(3))
+      exact = jax.grad(lambda x: jnp.sum(-jax.scipy.stats.norm.logpdf(x, mu, s)))(x0[:4000])
+      spread[cv] = (float(jnp.var(est - full)), float(jnp.mean(jnp.square(grad - exact))))
+    assert spread[True][0] < 0.1 * spread[False][0]
+    assert spread[True][1] < 0.1 * spread[False][1]
