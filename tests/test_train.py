@@ -274,6 +274,24 @@ def test_workdir_of_an_older_dfflows_is_refused_with_one_clear_error(tmp_path):
   assert json.loads((tmp_path / config_checks.CONFIG_FILE).read_text()) == saved  # Untouched.
 
 
+def test_workdir_saved_before_an_added_key_loads_with_the_value_it_was_trained_with(tmp_path):
+  """config.json without a key of ADDED_KEYS (a run from before it existed) resumes and loads
+  with that key's old value."""
+  config = tiny_config('diffflow')
+  saved = json.loads(config.to_json())
+  del saved['model']['gaussian_control_variate']
+  (tmp_path / config_checks.CONFIG_FILE).write_text(json.dumps(saved))
+  loaded = config_checks.load_saved_config(str(tmp_path))
+  assert loaded['model']['gaussian_control_variate'] is False
+  config_checks.check_workdir(config, str(tmp_path))  # The same run: resumes.
+  config.model.gaussian_control_variate = True  # A resumable key: how the bound is estimated.
+  config_checks.check_workdir(config, str(tmp_path))
+  del saved['model']['prior']  # Not an added key: still an older dfflows.
+  (tmp_path / config_checks.CONFIG_FILE).write_text(json.dumps(saved))
+  with pytest.raises(ValueError, match='keys missing: model.prior;'):
+    config_checks.check_workdir(config, str(tmp_path))
+
+
 def test_evaluate_writes_eval_json_of_a_trained_run(tiny_run, tmp_path):
   from dfflows.run_metrics import report  # pylint: disable=g-import-not-at-top
   from dfflows.training.run import load_run  # pylint: disable=g-import-not-at-top

@@ -58,6 +58,9 @@ SAMPLER_KEYS = ('diffusion.sample_steps', 'diffusion.sampler', 'diffusion.ddim_e
 TRAINING_ONLY = ('train', 'optim', 'distributed', 'model.warm_start',
                  'model.warm_start_step') + RESUMABLE_KEYS
 CONFIG_FILE = 'config.json'
+# Keys added to the config after runs were saved without them, with the value that gives how
+# those runs were trained: a config.json that lacks one loads (and resumes) with it.
+ADDED_KEYS = {'model.gaussian_control_variate': False}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -199,13 +202,24 @@ def _check_same_keys(saved: dict, now: dict, workdir: str) -> None:
 
 
 def load_saved_config(workdir: str) -> dict:
-  """The config a run saved in `workdir` (its config.json), as a nested dict."""
+  """The config a run saved in `workdir` (its config.json), as a nested dict, with each key of
+  ADDED_KEYS that it lacks set to the value that run was trained with."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f'{workdir!r} holds no {CONFIG_FILE}; expected the workdir of a run '
                             'trained with dfflows.main.')
   with open(path) as f:
-    return json.load(f)
+    saved = json.load(f)
+  for dotted, value in ADDED_KEYS.items():
+    *sections, key = dotted.split('.')
+    node = saved
+    for section in sections:
+      node = node.get(section)
+      if not isinstance(node, dict):
+        break  # No such section: _check_same_keys names what is missing.
+    else:
+      node.setdefault(key, value)
+  return saved
 
 
 def _model_diffs(config: ml_collections.ConfigDict, workdir: str,
