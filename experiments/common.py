@@ -1,4 +1,5 @@
 """Shared helpers of the experiment scripts: run a config, read its metrics, write results."""
+import argparse
 import json
 import os
 import time
@@ -53,6 +54,20 @@ def results_dir() -> str:
   out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
   os.makedirs(out, exist_ok=True)
   return out
+
+
+def runs_parser() -> argparse.ArgumentParser:
+  """The command line of a per-run experiment: repeated --run NAME=WORKDIR and --out NAME."""
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR')
+  parser.add_argument('--out', required=True)
+  return parser
+
+
+def write_json(name: str, data: Dict) -> None:
+  """Writes experiments/results/<name>.json."""
+  with open(os.path.join(results_dir(), f'{name}.json'), 'w') as f:
+    json.dump(data, f, indent=1)
 
 
 def write_results(name: str, markdown: str, data: Dict) -> None:

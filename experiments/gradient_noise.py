@@ -11,9 +11,6 @@ carries), on one batch and across `--keys` batches (data noise too):
 
   python -m experiments.gradient_noise --out gradient_noise --run s1=runs/w120/joint9760_s1
 """
-import argparse
-import json
-import os
 from typing import Callable, Dict
 
 import jax
@@ -75,11 +72,9 @@ def measure(workdir: str, keys: int, batch: int) -> Dict:
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR')
+  parser = common.runs_parser()
   parser.add_argument('--keys', type=int, default=12)
   parser.add_argument('--batch', type=int, default=32)
-  parser.add_argument('--out', required=True)
   args = parser.parse_args()
   print(f'{machine.describe()}; commit {machine.git_commit()}')
   print('| run | loss | one batch: signal / noise | across batches: signal / noise |')
@@ -94,8 +89,7 @@ def main():
             f"{b['signal']:.3g} / {b['noise']:.3g} |", flush=True)
   result = {'keys': args.keys, 'batch': args.batch, 'rows': rows,
             'machine': machine.describe(), 'commit': machine.git_commit()}
-  with open(os.path.join(common.results_dir(), f'{args.out}.json'), 'w') as f:
-    json.dump(result, f, indent=1)
+  common.write_json(args.out, result)
 
 
 if __name__ == '__main__':

@@ -12,9 +12,6 @@ dimension's location and scale:
   python -m experiments.latent_gaussian --out latent_gaussian \
       --run s0_4000=runs/w28b/nsf4000_s0 --run s1_4000=runs/w28b/nsf4000_s1
 """
-import argparse
-import json
-import os
 from typing import Callable, Dict
 
 import jax
@@ -72,11 +69,9 @@ def gain(workdir: str, num_fit: int, num_examples: int) -> Dict:
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR')
+  parser = common.runs_parser()
   parser.add_argument('--num_fit', type=int, default=12000)
   parser.add_argument('--num_examples', type=int, default=3000)
-  parser.add_argument('--out', required=True)
   args = parser.parse_args()
   print(f'{machine.describe()}; commit {machine.git_commit()}')
   rows = {}
@@ -90,8 +85,7 @@ def main():
           f"-{r['gain_bits_per_real_pixel']:.4f} +- {r['stderr']:.4f} |")
   result = {'split': 'validation', 'num_fit': args.num_fit, 'num_examples': args.num_examples,
             'rows': rows, 'machine': machine.describe(), 'commit': machine.git_commit()}
-  with open(os.path.join(common.results_dir(), f'{args.out}.json'), 'w') as f:
-    json.dump(result, f, indent=1)
+  common.write_json(args.out, result)
 
 
 if __name__ == '__main__':
