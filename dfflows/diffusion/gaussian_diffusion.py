@@ -311,6 +311,9 @@ class GaussianDiffusion:
       if self.decoder != 'continuous':
         raise ValueError('The Gaussian control variate needs the continuous decoder (a density '
                          f'of x0), not {self.decoder!r}.')
+      if not np.array_equal(self.timestep_map, np.arange(self.num_timesteps)):
+        raise ValueError('The Gaussian control variate needs the unrespaced process: '
+                         '`standard_normal_out` reads its timesteps as this process\'s own.')
       reference, _ = self._estimate_at(self.standard_normal_out, x0, k_noise, t, weight,
                                        vlb_weight)
       nats = nats - reference + standard_normal_nll(x0)

@@ -334,6 +334,9 @@ def test_control_variate_is_the_estimate_minus_the_gaussian_one_at_the_same_draw
   with pytest.raises(ValueError, match='continuous decoder'):
     make(30, decoder='discretized').one_sample_bound(model_fn, x0, key, 'importance',
                                                      vlb_weight=0.001, control_variate=True)
+  with pytest.raises(ValueError, match='unrespaced'):
+    gd.respace(diffusion, 10).one_sample_bound(model_fn, x0, key, 'importance',
+                                               vlb_weight=0.001, control_variate=True)
 
 
 def test_control_variate_keeps_the_bound_and_cuts_its_noise():
