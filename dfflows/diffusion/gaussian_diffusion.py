@@ -286,6 +286,18 @@ class GaussianDiffusion:
     eps = self.gather(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t
     return jnp.concatenate([eps, jnp.ones_like(x_t)], axis=-1)
 
+  def check_control_variate(self) -> None:
+    """Raises ValueError unless `one_sample_bound`'s control variate applies to this process."""
+    if not self.learn_sigma:
+      raise ValueError('The Gaussian control variate needs learn_sigma: with the fixed variance '
+                       'the reverse process is not exact for N(0, I) data.')
+    if self.decoder != 'continuous':
+      raise ValueError('The Gaussian control variate needs the continuous decoder (a density '
+                       f'of x0), not {self.decoder!r}.')
+    if not np.array_equal(self.timestep_map, np.arange(self.num_timesteps)):
+      raise ValueError('The Gaussian control variate needs the unrespaced process: '
+                       '`standard_normal_out` reads its timesteps as this process\'s own.')
+
   def one_sample_bound(self, model_fn: ModelFn, x0: Array, key: jax.Array, t_sampling: str, *,
                        vlb_weight: float,
                        control_variate: bool = False) -> Tuple[Array, Dict[str, Array]]:
@@ -308,12 +320,7 @@ class GaussianDiffusion:
     t, weight = timesteps.sample_timesteps(k_t, x0.shape[0], probs)
     nats, terms = self._estimate_at(model_fn, x0, k_noise, t, weight, vlb_weight)
     if control_variate:
-      if self.decoder != 'continuous':
-        raise ValueError('The Gaussian control variate needs the continuous decoder (a density '
-                         f'of x0), not {self.decoder!r}.')
-      if not np.array_equal(self.timestep_map, np.arange(self.num_timesteps)):
-        raise ValueError('The Gaussian control variate needs the unrespaced process: '
-                         '`standard_normal_out` reads its timesteps as this process\'s own.')
+      self.check_control_variate()
       reference, _ = self._estimate_at(self.standard_normal_out, x0, k_noise, t, weight,
                                        vlb_weight)
       nats = nats - reference + standard_normal_nll(x0)

@@ -78,9 +78,8 @@ class DiffFlow:
     check_choice('DiffFlow', 'objective', self.objective, OBJECTIVES)
     check_choice('DiffFlow', 'unet_loss', self.unet_loss, UNET_LOSSES)
     check_choice('DiffFlow', 'prior', self.prior, PRIORS)
-    if self.settings.control_variate and not self.diffusion.learn_sigma:
-      raise ValueError('model.gaussian_control_variate needs diffusion.learn_sigma: with the '
-                       'fixed variance the reverse process is not exact for N(0, I) latents.')
+    if self.settings.control_variate:
+      self.diffusion.check_control_variate()  # Refused at build, before any work.
 
   @property
   def latent_shape(self) -> Tuple[int, int, int]:
