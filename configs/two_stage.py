@@ -7,13 +7,13 @@
 Stage 1 (`nsf`) is the flow-only NSF of the default flow section, 6,100 steps (60 one-core
 minutes of the EPYC in stage2.md), with a checkpoint every 610 steps; `nsf,120` and
 `prior,120` give both stages a budget of 120 one-core minutes (any multiple of 60 scales
-every step count). Stage 2 (`prior`) warm-starts a DiffFlow from the NSF's checkpoint at 80%
+every step count). Stage 2 (`prior`) warm-starts a DiffFlow from the NSF's checkpoint at 60%
 of its steps (`model.warm_start_step`) with the NSF's Adam moments, trains the flow on at
-1/10 of the U-Net's learning rate (`optim.flow.lr_scale`, LSGM's slow backbone; 0 would
-freeze it) and a U-Net prior on the flow's latent squeezed to 8x8x16, with the bound's
+0.35 of the U-Net's learning rate (`optim.flow.lr_scale`: the NSF's own rate at the branch,
+LSGM's slower backbone; 0 would freeze it) and a U-Net prior on the flow's latent squeezed to 8x8x16, with the bound's
 Gaussian control variate (`model.gaussian_control_variate`: the flow's gradient without most
 of the diffusion's sampling noise), for `PRIOR_STEPS`: the steps that cost as much one-core
-time as the NSF's last 20%. The NSF at its last step is the flow-only baseline of the same
+time as the NSF's last 40%. The NSF at its last step is the flow-only baseline of the same
 budget. Data: TFDS 'mnist'; IDX files on disk with `--config.data.name=mnist_idx
 --config.data.manual_dir=DIR`. How the recipe was chosen (on the validation split) and what
 it gives: experiments/results/stage2.md.
@@ -24,8 +24,8 @@ from configs import default
 
 NSF_STEPS = 6100
 CHECKPOINT_EVERY = 610
-BRANCH_STEP = 4880  # Stage 2 starts from the NSF's checkpoint at 80% of its steps.
-PRIOR_STEPS = 945  # One-core time of NSF_STEPS - BRANCH_STEP NSF steps (stage2.md).
+BRANCH_STEP = 3660  # Stage 2 starts from the NSF's checkpoint at 60% of its steps.
+PRIOR_STEPS = 1890  # One-core time of NSF_STEPS - BRANCH_STEP NSF steps (stage2.md).
 STAGES = ('nsf', 'prior')
 MINUTES = 60  # The one-core minutes of the step counts above.
 
@@ -60,7 +60,7 @@ def get_config(spec: str = 'nsf') -> ml_collections.ConfigDict:
   config.model.warm_start_step = BRANCH_STEP * scale
   config.model.latent_squeeze = 2
   config.unet.ch = 16
-  config.optim.flow.lr_scale = 0.1
+  config.optim.flow.lr_scale = 0.35
   config.model.gaussian_control_variate = True
   config.train.num_steps = PRIOR_STEPS * scale
   config.train.eval_every = PRIOR_STEPS * scale
