@@ -1,0 +1,29 @@
+"""The full bound's draws over eval keys (experiments/bound_draws.py)."""
+import numpy as np
+
+from dfflows import rng
+from dfflows.data import input_pipeline
+from dfflows.run_metrics import likelihood
+from dfflows.training import run as run_lib
+from experiments import bound_draws
+
+
+def test_paired_pools_each_images_mean_over_draws():
+  diff = np.random.default_rng(0).normal(size=(3, 7))
+  out = bound_draws.paired(diff)
+  np.testing.assert_allclose([r['mean'] for r in out['per_draw']], diff.mean(axis=1))
+  np.testing.assert_allclose([r['stderr'] for r in out['per_draw']],
+                             diff.std(axis=1, ddof=1) / np.sqrt(7))
+  per_image = diff.mean(axis=0)
+  np.testing.assert_allclose(out['pooled']['mean'], per_image.mean())
+  np.testing.assert_allclose(out['pooled']['stderr'], per_image.std(ddof=1) / np.sqrt(7))
+
+
+def test_draw_zero_is_evaluates_draw_and_the_next_is_another(tiny_run):
+  run = run_lib.load_run(tiny_run.workdir, 'best')
+  images, _ = input_pipeline.load_split(run.config.data, 'test')
+  draws = bound_draws.bound_draws(run, images, 8, 8, draws=2)
+  evaluate = likelihood.full_bpd_summary(run.model, run.ema_params, images, 8, 8,
+                                         rng.stream(run.base_key, rng.Stream.EVAL_BPD))
+  np.testing.assert_array_equal(draws[0], evaluate['bpd_per_example'])
+  assert not np.allclose(draws[1], draws[0])
