@@ -51,9 +51,6 @@ def main():
   parser.add_argument('--num_examples', type=int, default=256)
   parser.add_argument('--batch_size', type=int, default=64)
   args = parser.parse_args()
-  bad = [spec for spec in args.run if '=' not in spec]
-  if bad:
-    parser.error(f'--run {bad[0]!r}: expected NAME=WORKDIR.')
   print(f'{machine.describe()}; commit {machine.git_commit()}')
   nsf = run_lib.load_run(args.nsf, 'best')
   images, _ = input_pipeline.load_split(nsf.config.data, 'test')

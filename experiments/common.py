@@ -56,10 +56,18 @@ def results_dir() -> str:
   return out
 
 
+def _run_spec(spec: str) -> str:
+  """A --run value, refused unless it reads NAME=WORKDIR."""
+  if '=' not in spec:
+    raise argparse.ArgumentTypeError(f'{spec!r}: expected NAME=WORKDIR.')
+  return spec
+
+
 def runs_parser() -> argparse.ArgumentParser:
   """The command line of a per-run experiment: repeated --run NAME=WORKDIR and --out NAME."""
   parser = argparse.ArgumentParser()
-  parser.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR')
+  parser.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR',
+                      type=_run_spec)
   parser.add_argument('--out', required=True)
   return parser
 
