@@ -13,17 +13,17 @@ from typing import Dict
 import jax
 import numpy as np
 
-from dfflows import machine, rng
+from dfflows import machine
 from dfflows.data import input_pipeline
 from dfflows.metrics import stats
-from dfflows.run_metrics import likelihood
+from dfflows.run_metrics import likelihood, report
 from dfflows.training import run as run_lib
 from experiments import common
 
 
 def draw_key(base_key: jax.Array, draw: int) -> jax.Array:
   """`dfflows.evaluate`'s full-bound key for draw 0; draw i > 0 folds i into it."""
-  key = rng.stream(base_key, rng.Stream.EVAL_BPD)
+  key = report.full_bound_key(base_key)
   return key if draw == 0 else jax.random.fold_in(key, draw)
 
 

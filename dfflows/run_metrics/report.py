@@ -35,13 +35,18 @@ def save_trajectory(run: Run, path: str) -> None:
   visualize.save_trajectory_strip(z, x, path)
 
 
+def full_bound_key(base_key: jax.Array) -> jax.Array:
+  """The key of the test full bound's draws (x_t per t, dequantization) of a run's base key."""
+  return rng.stream(base_key, rng.Stream.EVAL_BPD)
+
+
 def _likelihood(run: Run, test_images: np.ndarray) -> Dict[str, Any]:
   """Full-bound bits/dim (EMA and raw params), eps-MSE and the ODE NLL, in both units."""
   config, model, base = run.config, run.model, run.base_key
   ev = config.eval
   logging.info('Bits/dim of step %d: %s on %d test images (EMA params, then raw params)...',
                run.step, model.bpd_labels.full, ev.num_examples or len(test_images))
-  bpd_key = rng.stream(base, rng.Stream.EVAL_BPD)
+  bpd_key = full_bound_key(base)
   result = likelihood.full_bpd_summary(model, run.ema_params, test_images, ev.num_examples,
                                        ev.batch_size, bpd_key)
   result['bpd_estimator'] = model.bpd_labels.full
