@@ -133,6 +133,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Examples for eval bits/dim: of the validation split in training, of the test split in
   # dfflows.evaluate (0 = the whole split).
   config.eval.num_examples = 256
+  # Monte Carlo draws of the full bound per test image in dfflows.evaluate (x_t per t, the
+  # dequantization noise), averaged per image: draw 0's key depends on the seed alone.
+  config.eval.bound_draws = 1
   config.eval.num_samples = 16  # Samples in the periodic PNG grid.
   config.eval.fid_num_samples = 256
   # The probability-flow ODE NLL of a DiffFlow in dfflows.evaluate: test images (0 = skip) and

@@ -1,8 +1,9 @@
 """Evaluates a trained run: bits/dim (full bound), FID, sampling time, eps-MSE.
 
   python -m dfflows.evaluate --workdir=runs/default [--checkpoint=best|latest] \
-      [--config.eval.num_examples=N] [--config.eval.fid_num_samples=N] \
-      [--config.diffusion.sample_steps=N] [--config=configs/default.py]
+      [--config.eval.num_examples=N] [--config.eval.bound_draws=K] \
+      [--config.eval.fid_num_samples=N] [--config.diffusion.sample_steps=N] \
+      [--config=configs/default.py]
 
 The run's own config.json is the config. `--config` (a file) and `--config.KEY` flags set
 only the evaluation and sampler settings (`config_checks.evaluation_config`); their

@@ -21,18 +21,14 @@ from dfflows.training import run as run_lib
 from experiments import common
 
 
-def draw_key(base_key: jax.Array, draw: int) -> jax.Array:
-  """`dfflows.evaluate`'s full-bound key for draw 0; draw i > 0 folds i into it."""
-  key = report.full_bound_key(base_key)
-  return key if draw == 0 else jax.random.fold_in(key, draw)
-
-
 def bound_draws(run: run_lib.Run, images: np.ndarray, num_examples: int, batch_size: int,
                 draws: int) -> np.ndarray:
-  """[draws, num_examples] full-bound bits/dim per image (EMA params), one row per key."""
+  """[draws, num_examples] full-bound bits/dim per image (EMA params), one row per draw of
+  `dfflows.evaluate`'s key (row 0 is its draw)."""
+  key = report.full_bound_key(run.base_key)
   return np.stack([np.asarray(likelihood.full_bpd_summary(
       run.model, run.ema_params, images, num_examples, batch_size,
-      draw_key(run.base_key, d))['bpd_per_example']) for d in range(draws)])
+      likelihood.draw_key(key, d))['bpd_per_example']) for d in range(draws)])
 
 
 def paired(diff: np.ndarray) -> Dict:

@@ -9,9 +9,12 @@ import sys
 import numpy as np
 import pytest
 
+from dfflows.data import input_pipeline
 from dfflows.run_metrics import likelihood
 from dfflows.run_metrics.fid_features import fid_features
 from dfflows.training import config_checks
+from dfflows.training import run as run_lib
+from experiments import bound_draws
 from tests.helpers import REPO_ROOT, copy_run, tiny_config
 from tests.metrics.inception_testing import fake_state_dict, random_variables
 
@@ -123,11 +126,19 @@ def test_evaluate_without_config_uses_the_runs_config_and_prints_a_summary(tiny_
       [sys.executable, '-m', 'dfflows.evaluate', f'--workdir={workdir}', '--checkpoint=latest',
        '--config.eval.num_examples=8', '--config.eval.fid_num_samples=16',
        '--config.eval.classifier_steps=20', '--config.eval.ode_examples=0',
-       '--config.optim.lr=0.5'], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+       '--config.eval.bound_draws=2', '--config.optim.lr=0.5'],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(os.path.join(workdir, 'eval.json')) as f:
     result = json.load(f)
   assert result['step'] == 4 and len(result['bpd_per_example']) == 8
+  # Each image's full bound is the mean of the two draws experiments/bound_draws reads
+  # (draw 0 is evaluate's single draw).
+  run = run_lib.load_run(workdir, 'latest')
+  images, _ = input_pipeline.load_split(run.config.data, 'test')
+  draws = bound_draws.bound_draws(run, images, 8, run.config.eval.batch_size, draws=2)
+  assert result['bpd_draws'] == 2
+  np.testing.assert_allclose(result['bpd_per_example'], draws.mean(axis=0), rtol=1e-5)
   lines = proc.stdout.splitlines()
   assert any(l.split() == ['bpd_per_example', '(8', 'values,', 'in', 'eval.json)'] for l in lines)
   assert any(l.split() == ['bpd_num_examples', '8'] for l in lines)

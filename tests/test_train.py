@@ -150,6 +150,10 @@ def test_config_validation_errors(tmp_path):
   config.data.name = 'imagenet'
   with pytest.raises(ValueError, match="data.name='imagenet'"):
     config_checks.validate_config(config, num_devices=1)
+  config = tiny_config('diffflow')
+  config.eval.bound_draws = 0
+  with pytest.raises(ValueError, match='config.eval.bound_draws must be positive, got 0'):
+    config_checks.validate_config(config, num_devices=1)
 
 
 MISSPELT_CONFIG = """from configs import default

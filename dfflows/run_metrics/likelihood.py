@@ -39,14 +39,24 @@ def _summary(name: str, values: np.ndarray) -> Dict[str, Any]:
           f'{name}_per_example': values.tolist()}
 
 
-def full_bpd_summary(model: Model, params: Any, images: np.ndarray, num_examples: int, batch_size: int,
-             key: jax.Array) -> Dict[str, Any]:
-  """Full-bound bits/dim (the exact NLL for the flow): mean, stderr and per example."""
+def draw_key(key: jax.Array, draw: int) -> jax.Array:
+  """The key of Monte Carlo draw `draw` of a per-example estimate: `key` itself for draw 0."""
+  return key if draw == 0 else jax.random.fold_in(key, draw)
+
+
+def full_bpd_summary(model: Model, params: Any, images: np.ndarray, num_examples: int,
+                     batch_size: int, key: jax.Array, draws: int = 1) -> Dict[str, Any]:
+  """Full-bound bits/dim (the exact NLL for the flow): mean, stderr and per example, each
+  example's value the mean of `draws` Monte Carlo draws (keys `draw_key(key, d)`)."""
+  if draws < 1:
+    raise ValueError(f'The full bound needs at least one draw per image, got draws={draws} '
+                     '(config.eval.bound_draws).')
   # Jitted as the class's function with the model static: the cache is keyed on the model, so
   # a second call (the raw params after the EMA's) reuses the compiled bound.
   fn = functools.partial(jax.jit(type(model).full_bpd, static_argnums=0), model)
-  return _summary('bpd', per_example(lambda x, k: fn(params, x, k), images, num_examples,
-                                     batch_size, key))
+  values = np.mean([per_example(lambda x, k: fn(params, x, k), images, num_examples,
+                                batch_size, draw_key(key, d)) for d in range(draws)], axis=0)
+  return {**_summary('bpd', values), 'bpd_draws': draws}
 
 
 def example_l_simple(model: Model, params: Any, x: np.ndarray, key: jax.Array) -> jax.Array:

@@ -36,7 +36,8 @@ def save_trajectory(run: Run, path: str) -> None:
 
 
 def full_bound_key(base_key: jax.Array) -> jax.Array:
-  """The key of the test full bound's draws (x_t per t, dequantization) of a run's base key."""
+  """The key of the test full bound's draws (x_t per t, dequantization) of a run's base key:
+  it depends on the seed alone, so every run of a seed shares draw 0 (`eval.bound_draws`)."""
   return rng.stream(base_key, rng.Stream.EVAL_BPD)
 
 
@@ -48,12 +49,12 @@ def _likelihood(run: Run, test_images: np.ndarray) -> Dict[str, Any]:
                run.step, model.bpd_labels.full, ev.num_examples or len(test_images))
   bpd_key = full_bound_key(base)
   result = likelihood.full_bpd_summary(model, run.ema_params, test_images, ev.num_examples,
-                                       ev.batch_size, bpd_key)
+                                       ev.batch_size, bpd_key, ev.bound_draws)
   result['bpd_estimator'] = model.bpd_labels.full
   result['bpd_params'] = 'EMA'
   # Early in a run the EMA may lag the params: report the raw params' bits/dim beside it.
   raw = likelihood.full_bpd_summary(model, run.params, test_images, ev.num_examples,
-                                    ev.batch_size, bpd_key)
+                                    ev.batch_size, bpd_key, ev.bound_draws)
   result['bpd_raw_params'], result['bpd_raw_params_stderr'] = raw['bpd'], raw['bpd_stderr']
   mse = likelihood.eps_mse(model, run.ema_params, test_images, ev.num_examples, ev.batch_size,
                            rng.stream(base, rng.Stream.EVAL_EPS_MSE))

@@ -60,7 +60,7 @@ TRAINING_ONLY = ('train', 'optim', 'distributed', 'model.warm_start',
 CONFIG_FILE = 'config.json'
 # Keys added to the config after runs were saved without them, with the value that gives how
 # those runs were trained: a config.json that lacks one loads (and resumes) with it.
-ADDED_KEYS = {'model.gaussian_control_variate': False}
+ADDED_KEYS = {'model.gaussian_control_variate': False, 'eval.bound_draws': 1}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -165,7 +165,8 @@ def check_values(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'config.data.image_size={size} must be divisible by 2**flow.num_levels='
                      f'{factor}.')
   for name in ('train.num_steps', 'train.log_every', 'train.checkpoint_every',
-               'train.eval_every', 'train.sample_every', 'train.steps_per_call'):
+               'train.eval_every', 'train.sample_every', 'train.steps_per_call',
+               'eval.bound_draws'):
     if _get(config, name) <= 0:
       raise ValueError(f'config.{name} must be positive, got {_get(config, name)}.')
 

@@ -1,6 +1,7 @@
 """Test-set metrics over padded eval batches: the padding never enters a mean."""
 import jax
 import numpy as np
+import pytest
 
 from dfflows.run_metrics import likelihood
 from dfflows.models.build import build_model
@@ -48,3 +49,27 @@ def test_full_bpd_summary_drops_the_padding_and_reports_mean_and_stderr():
   assert out['bpd_num_examples'] == 7
   np.testing.assert_allclose(out['bpd'], direct.mean(), rtol=1e-5)
   np.testing.assert_allclose(out['bpd_stderr'], direct.std(ddof=1) / np.sqrt(7), rtol=1e-4)
+
+
+def test_full_bpd_summary_averages_each_examples_draws_over_their_keys():
+  model, params, images = _model('diffflow', 5, seed=5)
+  key = jax.random.PRNGKey(6)
+  out = likelihood.full_bpd_summary(model, params, images, 5, 4, key, draws=3)
+  full = jax.jit(model.full_bpd)
+  # Independently: draw 0 with `key` itself, draw d > 0 with fold_in(key, d); batch i of a
+  # draw folds i into the draw's key.
+  rows = []
+  for d in range(3):
+    k = key if d == 0 else jax.random.fold_in(key, d)
+    rows.append(np.concatenate([np.asarray(full(params, images[:4], jax.random.fold_in(k, 0))),
+                                np.asarray(full(params, images[4:], jax.random.fold_in(k, 1)))]))
+  rows = np.stack(rows)
+  assert not np.allclose(rows[1], rows[0])  # The draws differ, so the mean is no one draw.
+  np.testing.assert_allclose(out['bpd_per_example'], rows.mean(axis=0), rtol=1e-5)
+  np.testing.assert_allclose(out['bpd'], rows.mean(), rtol=1e-5)
+  assert out['bpd_draws'] == 3 and out['bpd_num_examples'] == 5
+  one = likelihood.full_bpd_summary(model, params, images, 5, 4, key)
+  np.testing.assert_allclose(one['bpd_per_example'], rows[0], rtol=1e-5)
+  with pytest.raises(ValueError, match=r'at least one draw per image, got draws=0 '
+                     r'\(config.eval.bound_draws\)'):
+    likelihood.full_bpd_summary(model, params, images, 5, 4, key, draws=0)
