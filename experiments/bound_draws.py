@@ -6,9 +6,13 @@ draw of the dequantization noise, from a key that depends only on the run's seed
 run of one seed shares the draw. This shows how far one comparison moves with the draw, and
 pools the draws per image (their mean over draws is the same unbiased estimate, less noisy).
 
+It also splits each DiffFlow's pooled difference into the flow's part (its flow under the
+NSF's N(0, I) prior, an exact NLL, minus the NSF) and the diffusion prior's part (the full
+bound minus that flow alone), with the same draws' keys:
+
   python -m experiments.bound_draws --out NAME --nsf WORKDIR --run NAME=WORKDIR [--draws 4]
 """
-from typing import Dict
+from typing import Any, Dict
 
 import jax
 import numpy as np
@@ -16,19 +20,36 @@ import numpy as np
 from dfflows import machine
 from dfflows.data import input_pipeline
 from dfflows.metrics import stats
+from dfflows.models.diffflow import DiffFlow
+from dfflows.models.interface import Model
 from dfflows.run_metrics import likelihood, report
 from dfflows.training import run as run_lib
 from experiments import common
 
 
-def bound_draws(run: run_lib.Run, images: np.ndarray, num_examples: int, batch_size: int,
-                draws: int) -> np.ndarray:
-  """[draws, num_examples] full-bound bits/dim per image (EMA params), one row per draw of
-  `dfflows.evaluate`'s key (row 0 is its draw)."""
-  key = report.full_bound_key(run.base_key)
+def bound_draws(model: Model, params: Any, base_key: jax.Array, images: np.ndarray,
+                num_examples: int, batch_size: int, draws: int) -> np.ndarray:
+  """[draws, num_examples] full-bound bits/dim per image, one row per draw of
+  `dfflows.evaluate`'s key for `base_key` (row 0 is its draw)."""
+  key = report.full_bound_key(base_key)
   return np.stack([np.asarray(likelihood.full_bpd_summary(
-      run.model, run.ema_params, images, num_examples, batch_size,
+      model, params, images, num_examples, batch_size,
       likelihood.draw_key(key, d))['bpd_per_example']) for d in range(draws)])
+
+
+def run_draws(run: run_lib.Run, images: np.ndarray, num_examples: int, batch_size: int,
+              draws: int) -> np.ndarray:
+  """`bound_draws` of a run's EMA params."""
+  return bound_draws(run.model, run.ema_params, run.base_key, images, num_examples, batch_size,
+                     draws)
+
+
+def flow_alone_draws(run: run_lib.Run, images: np.ndarray, num_examples: int, batch_size: int,
+                     draws: int) -> np.ndarray:
+  """`bound_draws` of a DiffFlow's flow (EMA params) under N(0, I): an exact NLL per draw."""
+  flow_only, flow_params = run.model.flow_under_gaussian(run.ema_params)
+  return bound_draws(flow_only, flow_params, run.base_key, images, num_examples, batch_size,
+                     draws)
 
 
 def paired(diff: np.ndarray) -> Dict:
@@ -51,20 +72,27 @@ def main():
   nsf = run_lib.load_run(args.nsf, 'best')
   images, _ = input_pipeline.load_split(nsf.config.data, 'test')
   factor = common.real_pixel_factor(args.nsf)
-  base = bound_draws(nsf, images, args.num_examples, args.batch_size, args.draws)
+  base = run_draws(nsf, images, args.num_examples, args.batch_size, args.draws)
   print('| run | draw | full bound minus the NSF, paired (per real pixel) |')
   print('|---|---|---|')
   rows = {}
   for spec in args.run:
     name, workdir = spec.split('=', 1)
     run = run_lib.load_run(workdir, 'best')
-    diff = factor * (bound_draws(run, images, args.num_examples, args.batch_size, args.draws)
-                     - base)
-    r = rows[name] = {'workdir': workdir, 'step': run.step, **paired(diff)}
+    bound = run_draws(run, images, args.num_examples, args.batch_size, args.draws)
+    r = rows[name] = {'workdir': workdir, 'step': run.step, **paired(factor * (bound - base))}
     for d, row in enumerate(r['per_draw']):
       print(f"| {name} | {d} | {row['mean']:+.4f} +- {row['stderr']:.4f} |")
     print(f"| {name} | mean of {args.draws} | {r['pooled']['mean']:+.4f} +- "
           f"{r['pooled']['stderr']:.4f} |", flush=True)
+    if isinstance(run.model, DiffFlow):
+      alone = flow_alone_draws(run, images, args.num_examples, args.batch_size, args.draws)
+      r['flow_part'] = paired(factor * (alone - base))['pooled']
+      r['prior_part'] = paired(factor * (bound - alone))['pooled']
+      print(f"| {name} | of which the flow (its flow under N(0, I) minus the NSF) | "
+            f"{r['flow_part']['mean']:+.4f} +- {r['flow_part']['stderr']:.4f} |")
+      print(f"| {name} | and the prior (the bound minus its flow under N(0, I)) | "
+            f"{r['prior_part']['mean']:+.4f} +- {r['prior_part']['stderr']:.4f} |", flush=True)
   common.write_json(args.out, {
       'nsf': args.nsf, 'nsf_step': nsf.step, 'draws': args.draws,
       'num_examples': args.num_examples, 'rows': rows, 'machine': machine.describe(),

@@ -3,9 +3,11 @@ import numpy as np
 
 from dfflows import rng
 from dfflows.data import input_pipeline
+from dfflows.models.build import build_model
 from dfflows.run_metrics import likelihood
 from dfflows.training import run as run_lib
 from experiments import bound_draws
+from tests.helpers import tiny_config
 
 
 def test_paired_pools_each_images_mean_over_draws():
@@ -22,8 +24,24 @@ def test_paired_pools_each_images_mean_over_draws():
 def test_draw_zero_is_evaluates_draw_and_the_next_is_another(tiny_run):
   run = run_lib.load_run(tiny_run.workdir, 'best')
   images, _ = input_pipeline.load_split(run.config.data, 'test')
-  draws = bound_draws.bound_draws(run, images, 8, 8, draws=2)
+  draws = bound_draws.run_draws(run, images, 8, 8, draws=2)
   evaluate = likelihood.full_bpd_summary(run.model, run.ema_params, images, 8, 8,
                                          rng.stream(run.base_key, rng.Stream.EVAL_BPD))
   np.testing.assert_array_equal(draws[0], evaluate['bpd_per_example'])
   assert not np.allclose(draws[1], draws[0])
+
+
+def test_flow_alone_is_the_flow_only_models_nll_of_the_diffflows_flow_with_the_nsfs_keys(tiny_run):
+  run = run_lib.load_run(tiny_run.workdir, 'best')
+  images, _ = input_pipeline.load_split(run.config.data, 'test')
+  alone = bound_draws.flow_alone_draws(run, images, 8, 8, draws=2)
+  # Independently: a flow-only model of the same flow section with the DiffFlow's flow params,
+  # drawn with the keys of a run of the same seed (as its NSF's draws are).
+  flow_config = tiny_config('flow')
+  flow_config.flow = run.config.flow
+  nsf_like = build_model(flow_config)
+  direct = bound_draws.bound_draws(nsf_like, {'flow': run.ema_params['flow']}, run.base_key,
+                                   images, 8, 8, draws=2)
+  np.testing.assert_allclose(alone, direct, rtol=1e-6)
+  bound = bound_draws.run_draws(run, images, 8, 8, draws=1)
+  assert not np.allclose(alone[0], bound[0])  # The prior's part is not zero.

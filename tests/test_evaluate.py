@@ -136,7 +136,7 @@ def test_evaluate_without_config_uses_the_runs_config_and_prints_a_summary(tiny_
   # (draw 0 is evaluate's single draw).
   run = run_lib.load_run(workdir, 'latest')
   images, _ = input_pipeline.load_split(run.config.data, 'test')
-  draws = bound_draws.bound_draws(run, images, 8, run.config.eval.batch_size, draws=2)
+  draws = bound_draws.run_draws(run, images, 8, run.config.eval.batch_size, draws=2)
   assert result['bpd_draws'] == 2
   np.testing.assert_allclose(result['bpd_per_example'], draws.mean(axis=0), rtol=1e-5)
   lines = proc.stdout.splitlines()
