@@ -1,13 +1,13 @@
 """The reach of the simplest prior: a Gaussian with per-dimension mean and variance fitted to
-a flow-only run's latents.
+a flow's latents.
 
-For each flow-only run (EMA params, latest checkpoint), maps the first `--num_fit` train
-images and the first `--num_examples` validation images through its flow, fits a diagonal
-Gaussian to the train latents (each dimension's mean and variance), and reports, paired over
-the validation images, how many bits it takes off the run's exact NLL under N(0, I). The flow
-and its log-det are shared, so the difference is the two priors' log-densities alone. A
-diffusion prior on that frozen flow that gains no more has learned no more than each
-dimension's location and scale:
+For each flow-only run or DiffFlow (EMA params, latest checkpoint), maps the first
+`--num_fit` train images and the first `--num_examples` validation images through its flow,
+fits a diagonal Gaussian to the train latents (each dimension's mean and variance), and
+reports, paired over the validation images, how many bits it takes off that flow's exact NLL
+under N(0, I). The flow and its log-det are shared, so the difference is the two priors'
+log-densities alone. A diffusion prior on that flow that gains no more over N(0, I) has
+learned no more than each dimension's location and scale:
 
   python -m experiments.latent_gaussian --out latent_gaussian \
       --run s0_4000=runs/w28b/nsf4000_s0 --run s1_4000=runs/w28b/nsf4000_s1
@@ -48,8 +48,8 @@ def diagonal_gaussian_gain(fit: np.ndarray, held_out: np.ndarray) -> np.ndarray:
 def gain(workdir: str, num_fit: int, num_examples: int) -> Dict:
   """One run's gain from the fitted diagonal Gaussian, bits per real pixel, paired."""
   run = run_lib.load_run(workdir, 'latest')
-  if run.config.model.kind != 'flow':
-    raise ValueError(f'{workdir}: a flow-only run is needed, got model.kind '
+  if run.config.model.kind not in ('flow', 'diffflow'):
+    raise ValueError(f'{workdir}: a flow-only run or a DiffFlow is needed, got model.kind '
                      f'{run.config.model.kind!r}.')
   key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_LATENTS)
   k_fit, k_held = jax.random.split(key)
