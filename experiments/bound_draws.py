@@ -31,10 +31,8 @@ def bound_draws(model: Model, params: Any, base_key: jax.Array, images: np.ndarr
                 num_examples: int, batch_size: int, draws: int) -> np.ndarray:
   """[draws, num_examples] full-bound bits/dim per image, one row per draw of
   `dfflows.evaluate`'s key for `base_key` (row 0 is its draw)."""
-  key = report.full_bound_key(base_key)
-  return np.stack([np.asarray(likelihood.full_bpd_summary(
-      model, params, images, num_examples, batch_size,
-      likelihood.draw_key(key, d))['bpd_per_example']) for d in range(draws)])
+  return likelihood.full_bpd_draws(model, params, images, num_examples, batch_size,
+                                  report.full_bound_key(base_key), draws)
 
 
 def run_draws(run: run_lib.Run, images: np.ndarray, num_examples: int, batch_size: int,

@@ -44,19 +44,26 @@ def draw_key(key: jax.Array, draw: int) -> jax.Array:
   return key if draw == 0 else jax.random.fold_in(key, draw)
 
 
-def full_bpd_summary(model: Model, params: Any, images: np.ndarray, num_examples: int,
-                     batch_size: int, key: jax.Array, draws: int = 1) -> Dict[str, Any]:
-  """Full-bound bits/dim (the exact NLL for the flow): mean, stderr and per example, each
-  example's value the mean of `draws` Monte Carlo draws (keys `draw_key(key, d)`)."""
+def full_bpd_draws(model: Model, params: Any, images: np.ndarray, num_examples: int,
+                   batch_size: int, key: jax.Array, draws: int) -> np.ndarray:
+  """[draws, examples] full-bound bits/dim (the exact NLL for the flow), one row per Monte
+  Carlo draw (keys `draw_key(key, d)`)."""
   if draws < 1:
     raise ValueError(f'The full bound needs at least one draw per image, got draws={draws} '
                      '(config.eval.bound_draws).')
   # Jitted as the class's function with the model static: the cache is keyed on the model, so
   # a second call (the raw params after the EMA's) reuses the compiled bound.
   fn = functools.partial(jax.jit(type(model).full_bpd, static_argnums=0), model)
-  values = np.mean([per_example(lambda x, k: fn(params, x, k), images, num_examples,
-                                batch_size, draw_key(key, d)) for d in range(draws)], axis=0)
-  return {**_summary('bpd', values), 'bpd_draws': draws}
+  return np.stack([per_example(lambda x, k: fn(params, x, k), images, num_examples, batch_size,
+                               draw_key(key, d)) for d in range(draws)])
+
+
+def full_bpd_summary(model: Model, params: Any, images: np.ndarray, num_examples: int,
+                     batch_size: int, key: jax.Array, draws: int = 1) -> Dict[str, Any]:
+  """Full-bound bits/dim (the exact NLL for the flow): mean, stderr and per example, each
+  example's value the mean of its `draws` Monte Carlo draws (`full_bpd_draws`)."""
+  values = full_bpd_draws(model, params, images, num_examples, batch_size, key, draws)
+  return {**_summary('bpd', values.mean(axis=0)), 'bpd_draws': draws}
 
 
 def example_l_simple(model: Model, params: Any, x: np.ndarray, key: jax.Array) -> jax.Array:
