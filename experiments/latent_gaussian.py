@@ -98,8 +98,8 @@ def main():
     name, workdir = spec.split('=', 1)
     r = rows[name] = gain(workdir, args.num_fit, args.num_examples)
     print(f"| {name} | {r['step']} | {r['latent_var_min']:.3f} / {r['latent_var_max']:.3f} | "
-          f"-{r['gain_bits_per_real_pixel']:.4f} +- {r['stderr']:.4f} | "
-          f"-{r['full_gain_bits_per_real_pixel']:.4f} +- {r['full_stderr']:.4f} |")
+          f"{-r['gain_bits_per_real_pixel']:+.4f} +- {r['stderr']:.4f} | "
+          f"{-r['full_gain_bits_per_real_pixel']:+.4f} +- {r['full_stderr']:.4f} |")
   result = {'split': 'validation', 'num_fit': args.num_fit, 'num_examples': args.num_examples,
             'rows': rows, 'machine': machine.describe(), 'commit': machine.git_commit()}
   common.write_json(args.out, result)
