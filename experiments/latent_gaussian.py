@@ -21,6 +21,7 @@ from typing import Callable, Dict
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import linalg
 
 from dfflows import machine, rng
 from dfflows.data import input_pipeline
@@ -54,7 +55,7 @@ def full_gaussian_gain(fit: np.ndarray, held_out: np.ndarray) -> np.ndarray:
   mean = fit.mean(0)
   cov = np.cov(fit, rowvar=False)
   chol = np.linalg.cholesky(cov)
-  white = np.linalg.solve(chol, (held_out - mean).T)
+  white = linalg.solve_triangular(chol, (held_out - mean).T, lower=True)
   fitted = -0.5 * (white**2).sum(0) - np.log(np.diag(chol)).sum()
   standard = -0.5 * (held_out**2).sum(1)
   return fitted - standard
