@@ -1,8 +1,8 @@
 """Fixtures and settings shared by the whole suite.
 
-A persistent JAX compilation cache for this session (and the subprocesses it
-starts): many tests compile the same tiny train step, eval and sampler, which
-then compile once per session. XLA:CPU's backend optimisation level 0, since
+A persistent JAX compilation cache for this session (and the processes it
+starts: pytest-xdist's workers and the tests' subprocesses inherit it): many tests
+compile the same tiny train step, eval and sampler, which then compile once. XLA:CPU's backend optimisation level 0, since
 compiles dominate a suite of tiny models; tests compare numbers computed under one
 setting, never timings.
 """
