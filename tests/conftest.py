@@ -1,10 +1,10 @@
 """Fixtures and settings shared by the whole suite.
 
-A persistent JAX compilation cache for this session (and the processes it
-starts: pytest-xdist's workers and the tests' subprocesses inherit it): many tests
-compile the same tiny train step, eval and sampler, which then compile once. XLA:CPU's backend optimisation level 0, since
-compiles dominate a suite of tiny models; tests compare numbers computed under one
-setting, never timings.
+A persistent JAX compilation cache for this test session (pytest-xdist's workers
+and the tests' subprocesses inherit it): many tests compile the same tiny train
+step, eval and sampler, which then compile once. XLA:CPU's backend optimisation
+level 0, since compiles dominate a suite of tiny models; tests compare numbers
+computed under one setting, never timings.
 """
 import atexit
 import os
