@@ -2,6 +2,7 @@
 
   python -m dfflows.evaluate --workdir=runs/default [--checkpoint=best|latest] \
       [--config.eval.num_examples=N] [--config.eval.bound_draws=K] \
+      [--config.eval.bound_control_variate=true] \
       [--config.eval.fid_num_samples=N] [--config.diffusion.sample_steps=N] \
       [--config=configs/default.py]
 

@@ -339,25 +339,36 @@ class GaussianDiffusion:
     decoder, last = both['vlb_t'][batch:2 * batch], both['vlb_t'][2 * batch:]
     return self.prior_kl(x0) + decoder + last + weight * terms['vlb_t'], terms
 
-  def full_bound(self, model_fn: ModelFn, x0: Array, key: jax.Array) -> Dict[str, Array]:
+  def full_bound(self, model_fn: ModelFn, x0: Array, key: jax.Array, *,
+                 control_variate: bool = False) -> Dict[str, Array]:
     """The bound summed exactly over all t (one x_t per t), per example, in nats.
 
     The noise for timestep t is `jax.random.normal(jax.random.fold_in(key, t), x0.shape)`.
-    Returns dict(total_nats [B], prior_nats [B], vlb_nats [B, T], mse [B, T]).
+    Returns dict(total_nats [B], prior_nats [B], vlb_nats [B, T], mse [B, T]): the model's own
+    terms. With `control_variate` (as in `one_sample_bound`), total_nats subtracts the same sum
+    for the N(0, I) reverse process (`standard_normal_out`) at the same x_t and adds its exact
+    value -log N(x0; 0, I): the same expectation, without the noise of the draws the two share.
     """
     batch = x0.shape[0]
+    if control_variate:
+      self.check_control_variate()
 
     def term(carry, t_scalar):
       t = jnp.full((batch,), t_scalar, dtype=jnp.int32)
       noise = jax.random.normal(jax.random.fold_in(key, t_scalar), x0.shape, x0.dtype)
       x_t = self.q_sample(x0, t, noise)
       model_out = model_fn(x_t, self.model_timesteps(t))
-      return carry, (self.vlb_term(model_out, x0, x_t, t), self.l_simple(model_out, noise))
+      vlb = self.vlb_term(model_out, x0, x_t, t)
+      reference = (self.vlb_term(self.standard_normal_out(x_t, t), x0, x_t, t)
+                   if control_variate else jnp.zeros_like(vlb))
+      return carry, (vlb, reference, self.l_simple(model_out, noise))
 
-    _, (vlb, mse) = jax.lax.scan(term, None, jnp.arange(self.num_timesteps))
+    _, (vlb, reference, mse) = jax.lax.scan(term, None, jnp.arange(self.num_timesteps))
     prior = self.prior_kl(x0)
-    return dict(total_nats=jnp.sum(vlb, axis=0) + prior, prior_nats=prior,
-                vlb_nats=vlb.T, mse=mse.T)
+    total = jnp.sum(vlb, axis=0) + prior
+    if control_variate:
+      total = total - (jnp.sum(reference, axis=0) + prior) + standard_normal_nll(x0)
+    return dict(total_nats=total, prior_nats=prior, vlb_nats=vlb.T, mse=mse.T)
 
 
 def respace(diffusion: GaussianDiffusion,

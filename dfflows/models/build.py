@@ -60,11 +60,14 @@ def build_model(config: ml_collections.ConfigDict) -> Model:
       vlb_weight=config.diffusion.vlb_weight, sampler=config.diffusion.sampler,
       ddim_eta=config.diffusion.ddim_eta, eps_skip=config.model.eps_skip,
       variance_skip=config.model.variance_skip, t_sampling=config.model.t_sampling,
-      control_variate=config.model.gaussian_control_variate)
+      control_variate=config.model.gaussian_control_variate,
+      bound_control_variate=config.eval.bound_control_variate)
   if kind == 'ddpm':
-    if settings.control_variate:
-      raise ValueError('model.gaussian_control_variate is for a DiffFlow (a continuous latent); '
-                       'the pixel DDPM\'s discretized decoder has no N(0, I) density to match.')
+    for key, on in (('model.gaussian_control_variate', settings.control_variate),
+                    ('eval.bound_control_variate', settings.bound_control_variate)):
+      if on:
+        raise ValueError(f'{key} is for a DiffFlow (a continuous latent); the pixel DDPM\'s '
+                         'discretized decoder has no N(0, I) density to match.')
     return PixelDDPM(unet=build_unet(config.unet, shape[2] * outputs, conv_impl),
                      diffusion=build_diffusion(config.diffusion, 'discretized'),
                      image_shape=shape, settings=settings)

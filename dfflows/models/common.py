@@ -20,7 +20,9 @@ class DiffusionSettings:
   vlb_weight: lambda of the hybrid loss; sampler, ddim_eta: the reverse process for samples;
   eps_skip, variance_skip: the Gaussian residual (`gaussian_residual_fn`); t_sampling: the
   bound's one-sample t (`timesteps.T_SAMPLINGS`); control_variate: the one-sample bound's
-  N(0, I) control variate (`GaussianDiffusion.one_sample_bound`).
+  N(0, I) control variate in training (`GaussianDiffusion.one_sample_bound`);
+  bound_control_variate: the same in the full bound that evaluation sums
+  (`GaussianDiffusion.full_bound`).
   """
   vlb_weight: float
   sampler: str
@@ -29,6 +31,7 @@ class DiffusionSettings:
   variance_skip: bool
   t_sampling: str
   control_variate: bool
+  bound_control_variate: bool
 
   def __post_init__(self):
     check_choice('DiffusionSettings', 'sampler', self.sampler, SAMPLERS)
@@ -92,12 +95,15 @@ def gaussian_residual_fn(unet: Any, unet_params: Any, diffusion: GaussianDiffusi
   return model_fn
 
 
-def diffusion_bpd_labels(t_sampling: str) -> BpdLabels:
+def diffusion_bpd_labels(t_sampling: str, bound_control_variate: bool = False) -> BpdLabels:
   """Labels of a diffusion model whose training metric and eval_bpd draw one t per image."""
+  full = 'full variational bound, every t summed'
+  if bound_control_variate:
+    full += ', minus the N(0, I) process\'s at the same draws plus its exact value (unbiased)'
   return BpdLabels(train='one-sample bound estimate',
                    eval=(f'bound with one {t_sampling}-sampled t per image: an unbiased '
                          'estimate; dfflows.evaluate sums every t'),
-                   full='full variational bound, every t summed')
+                   full=full)
 
 
 def diffusion_sampling_plan(diffusion: GaussianDiffusion, sampler: str, num_steps: int,

@@ -94,7 +94,8 @@ class DiffFlow:
   @property
   def bpd_labels(self) -> BpdLabels:
     """The training metric and `eval_bpd` are one-sample estimates of the bound."""
-    return common.diffusion_bpd_labels(self.settings.t_sampling)
+    return common.diffusion_bpd_labels(self.settings.t_sampling,
+                                       self.settings.bound_control_variate)
 
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """Reverse diffusion with min(num_steps, T) respaced steps, then one flow inverse."""
@@ -217,7 +218,9 @@ class DiffFlow:
     k_deq, k_bound = jax.random.split(key)
     z0, logdet = self.latent_and_logdet(params, x, k_deq)
     model_fn = self._unet_fn(params['unet'], False, key)
-    return {**self.diffusion.full_bound(model_fn, z0, k_bound), 'neg_logdet': -logdet}
+    terms = self.diffusion.full_bound(model_fn, z0, k_bound,
+                                      control_variate=self.settings.bound_control_variate)
+    return {**terms, 'neg_logdet': -logdet}
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The bound with every t summed (prior, all KLs, decoder), in bits/dim per example."""

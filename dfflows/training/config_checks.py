@@ -60,7 +60,8 @@ TRAINING_ONLY = ('train', 'optim', 'distributed', 'model.warm_start',
 CONFIG_FILE = 'config.json'
 # Keys added to the config after runs were saved without them, with the value that gives how
 # those runs were trained: a config.json that lacks one loads (and resumes) with it.
-ADDED_KEYS = {'model.gaussian_control_variate': False, 'eval.bound_draws': 1}
+ADDED_KEYS = {'model.gaussian_control_variate': False, 'eval.bound_draws': 1,
+              'eval.bound_control_variate': False}
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):

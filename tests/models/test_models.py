@@ -301,10 +301,33 @@ def test_control_variate_at_init_gives_the_flow_only_nll_image_for_image():
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
 
 
+def test_bound_control_variate_at_init_gives_the_flow_only_nll_image_for_image():
+  """With `eval.bound_control_variate`, the DiffFlow at init has a full bound equal to the
+  flow-only exact NLL image for image, on the same dequantization; without it the draws of
+  x_t leave noise. The label says which estimate it is."""
+  config = tiny_config('diffflow')
+  config.eval.bound_control_variate = True
+  model = build_model(config)
+  x = jnp.asarray(random_images(8))
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+  flow_model = build_model(tiny_config('flow'))
+  key = jax.random.PRNGKey(4)
+  k_deq = jax.random.split(key)[0]  # full_bound_terms' dequantization key.
+  flow_bpd = flow_model.eval_bpd({'flow': params['flow']}, x, k_deq)
+  np.testing.assert_allclose(jax.jit(model.full_bpd)(params, x, key), flow_bpd, rtol=1e-5)
+  plain = build_model(tiny_config('diffflow'))
+  assert float(jnp.max(jnp.abs(jax.jit(plain.full_bpd)(params, x, key) - flow_bpd))) > 1e-4
+  assert 'N(0, I)' in model.bpd_labels.full and 'N(0, I)' not in plain.bpd_labels.full
+
+
 def test_control_variate_needs_a_continuous_latent_and_learned_variance():
   config = tiny_config('ddpm')
   config.model.gaussian_control_variate = True
   with pytest.raises(ValueError, match='pixel DDPM'):
+    build_model(config)
+  config = tiny_config('ddpm')
+  config.eval.bound_control_variate = True
+  with pytest.raises(ValueError, match='eval.bound_control_variate.*pixel DDPM'):
     build_model(config)
   config = tiny_config('diffflow')
   config.model.gaussian_control_variate = True
