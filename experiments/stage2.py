@@ -6,7 +6,12 @@ EMA params at the latest checkpoint, on the same validation images, with each ru
 difference to the first run paired over those images:
 
   python -m experiments.stage2 validate --out stage2_sweep \
-      --run nsf=runs/w28/nsf_s0 --run ch16=runs/w28/sweep_ch16 [--num_examples 512]
+      --run nsf=runs/w28/nsf_s0 --run ch16=runs/w28/sweep_ch16 [--num_examples 512] \
+      [--run ch16_1000=runs/w28/sweep_ch16@1000] [--control_variate]
+
+`WORKDIR@STEP` reads that saved checkpoint instead of the latest. `--control_variate` reads
+each DiffFlow's full bound with the bound's Gaussian control variate
+(`eval.bound_control_variate`: unbiased, far less noisy while its prior is near N(0, I)).
 
 `report` reads the `dfflows.evaluate` outputs (eval.json, test split) of NSFs and of the
 DiffFlows warm-started from them, one group per training seed, and writes the table of
@@ -26,7 +31,7 @@ standard errors, one line per seed) against the training budget, from `report` o
 import argparse
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import matplotlib
 matplotlib.use('Agg')
@@ -53,26 +58,42 @@ def paired(values: np.ndarray, reference: np.ndarray, factor: float) -> Dict[str
           'paired_stderr_real': stderr * factor, 'num_images': int(len(values))}
 
 
-def validation_bpd(workdir: str, num_examples: int) -> Dict:
-  """A run's full bound (EMA params, latest checkpoint) on its first validation images."""
-  run = run_lib.load_run(workdir, 'latest')
+def workdir_and_step(spec: str) -> Tuple[str, Optional[int]]:
+  """'WORKDIR' -> (WORKDIR, None); 'WORKDIR@STEP' -> (WORKDIR, STEP)."""
+  workdir, at, step = spec.rpartition('@')
+  if not at:
+    return spec, None
+  if not step.isdigit():
+    raise ValueError(f'{spec!r}: the checkpoint step after "@" must be a number.')
+  return workdir, int(step)
+
+
+def validation_bpd(spec: str, num_examples: int, control_variate: bool = False) -> Dict:
+  """A run's full bound (EMA params; the latest checkpoint or WORKDIR@STEP's) on its first
+  validation images, with the bound's Gaussian control variate if `control_variate`."""
+  workdir, step = workdir_and_step(spec)
+  config = run_lib.saved_config(workdir)
+  config.eval.bound_control_variate = control_variate
+  run = run_lib.load_run(workdir, 'latest', config, step)
   images, _ = input_pipeline.load_split(run.config.data, 'validation')
   key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_BOUND)
   out = likelihood.full_bpd_summary(run.model, run.ema_params, images, num_examples,
                                     run.config.eval.batch_size, key)
-  return {'step': run.step, **out}
+  return {'step': run.step, 'bpd_estimator': run.model.bpd_labels.full, **out}
 
 
 def validate(args) -> Dict:
   """The `validate` table: full bounds on validation images and paired differences."""
   runs = _named(args.run)
-  factor = common.real_pixel_factor(runs[0][1])
-  results = {name: validation_bpd(workdir, args.num_examples) for name, workdir in runs}
+  factor = common.real_pixel_factor(workdir_and_step(runs[0][1])[0])
+  results = {name: validation_bpd(spec, args.num_examples, args.control_variate)
+             for name, spec in runs}
   first = results[runs[0][0]]['bpd_per_example']
   rows = []
   for name, workdir in runs:
     r = results[name]
     rows.append({'name': name, 'workdir': workdir, 'step': r['step'], 'bpd': r['bpd'],
+                 'bpd_estimator': r['bpd_estimator'],
                  'bpd_stderr': r['bpd_stderr'], 'bpd_real': r['bpd'] * factor,
                  'vs_first': paired(r['bpd_per_example'], first, factor),
                  'bpd_per_example': [float(v) for v in r['bpd_per_example']]})
@@ -83,7 +104,8 @@ def validate(args) -> Dict:
     d = r['vs_first']
     print(f"| {r['name']} | {r['step']} | {r['bpd']:.4f} +- {r['bpd_stderr']:.4f} | "
           f"{r['bpd_real']:.4f} | {d['mean_diff_real']:+.4f} +- {d['paired_stderr_real']:.4f} |")
-  return {'split': 'validation', 'num_examples': args.num_examples, 'rows': rows}
+  return {'split': 'validation', 'num_examples': args.num_examples,
+          'bound_control_variate': args.control_variate, 'rows': rows}
 
 
 def _eval(workdir: str) -> Dict:
@@ -182,8 +204,9 @@ def main():
   parser = argparse.ArgumentParser()
   sub = parser.add_subparsers(dest='command', required=True)
   v = sub.add_parser('validate')
-  v.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR')
+  v.add_argument('--run', action='append', required=True, metavar='NAME=WORKDIR[@STEP]')
   v.add_argument('--num_examples', type=int, default=512)
+  v.add_argument('--control_variate', action='store_true')
   v.add_argument('--out', required=True)
   r = sub.add_parser('report')
   r.add_argument('--seed', action='append', required=True, metavar='SEED:NAME=WORKDIR,...')

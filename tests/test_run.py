@@ -66,6 +66,18 @@ def test_best_is_the_best_checkpoint_and_falls_back_to_latest(tiny_run, tmp_path
   assert run_lib.load_run(workdir, 'best').step == 2
 
 
+def test_a_saved_step_is_restored_and_an_unsaved_one_named(tiny_run, no_images):
+  """`step` restores that checkpoint (not the newest); a step never saved is a ValueError
+  naming the saved ones."""
+  earlier = run_lib.load_run(tiny_run.workdir, 'latest', step=2)
+  latest = run_lib.load_run(tiny_run.workdir, 'latest')
+  assert (earlier.step, latest.step) == (2, 4)
+  leaves = [jax.tree.leaves(jax.device_get(r.params)) for r in (earlier, latest)]
+  assert any(not np.array_equal(x, y) for x, y in zip(*leaves))
+  with pytest.raises(ValueError, match=r'No checkpoint of step 3 .*saved steps: \[2, 4\]'):
+    run_lib.load_run(tiny_run.workdir, 'latest', step=3)
+
+
 def test_missing_run_is_a_clear_error(tiny_run, tmp_path, no_images):
   with pytest.raises(FileNotFoundError, match='holds no config.json'):
     run_lib.load_run(str(tmp_path))

@@ -76,19 +76,20 @@ class Checkpoints:
     return (target, None) if saved is None else (state, saved)
 
   def restore_fields(self, fields: Sequence[str], sharding: jax.sharding.Sharding,
-                     which: str = 'latest') -> Tuple[Optional[Dict[str, Any]], Optional[int]]:
+                     which: str = 'latest', step: Optional[int] = None,
+                     ) -> Tuple[Optional[Dict[str, Any]], Optional[int]]:
     """The top-level `fields` of the newest readable state (say params and EMA params), in the
     checkpoint's own shapes and dtypes placed with `sharding`; no other field is read.
 
-    Returns ({field: tree}, step), or (None, None) when there is no checkpoint; errors as
-    `restore`'s.
+    `step` (of `which`) restores that checkpoint only. Returns ({field: tree}, step), or
+    (None, None) when there is no checkpoint; errors as `restore`'s.
     """
     def args(manager: ocp.CheckpointManager, step: int) -> ocp.args.PyTreeRestore:
       saved = manager.item_metadata(step).tree
       part = {f: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
                               saved[f]) for f in fields}
       return _restore_args(part, partial=True)
-    return self._restore_newest(which, None, args)
+    return self._restore_newest(which, step, args)
 
   def _restore_newest(self, which: str, step: Optional[int],
                       args: Callable[[ocp.CheckpointManager, int], ocp.args.PyTreeRestore],

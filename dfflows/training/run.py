@@ -40,9 +40,12 @@ def saved_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(config_checks.load_saved_config(workdir))
 
 
-def restore_params(workdir: str, keep: int, which: str = 'best') -> tuple[dict, int]:
+def restore_params(workdir: str, keep: int, which: str = 'best',
+                   step: Optional[int] = None) -> tuple[dict, int]:
   """The `RESTORED_FIELDS` ({field: params}, replicated over `make_mesh()`) and step of the
-  run's `which` checkpoint ('best' falls back to 'latest'); `keep` is its keep_checkpoints."""
+  run's `which` checkpoint ('best' falls back to 'latest'; `step`: that saved step of
+  `which`, a ValueError naming the saved steps if there is none); `keep` is its
+  keep_checkpoints."""
   if which not in CHECKPOINTS:
     raise ValueError(f'which={which!r} is not one of {CHECKPOINTS}.')
   if not os.path.isdir(workdir):  # Checkpoints would create it.
@@ -50,19 +53,21 @@ def restore_params(workdir: str, keep: int, which: str = 'best') -> tuple[dict, 
   replicated = NamedSharding(make_mesh(), P())
   ckpts = Checkpoints(workdir, keep)
   try:
-    fields, step = ckpts.restore_fields(RESTORED_FIELDS, replicated, which)
-    if step is None and which == 'best':
-      fields, step = ckpts.restore_fields(RESTORED_FIELDS, replicated, 'latest')
+    fields, saved = ckpts.restore_fields(RESTORED_FIELDS, replicated, which, step)
+    if saved is None and which == 'best' and step is None:
+      fields, saved = ckpts.restore_fields(RESTORED_FIELDS, replicated, 'latest')
   finally:
     ckpts.close()
-  if step is None:
+  if saved is None:
     raise FileNotFoundError(f'No checkpoint in {workdir}; train first with dfflows.main.')
-  return fields, step
+  return fields, saved
 
 
 def load_run(workdir: str, which: str = 'best',
-             config: Optional[ml_collections.ConfigDict] = None) -> Run:
-  """The run in `workdir` at its `which` checkpoint ('best' falls back to 'latest').
+             config: Optional[ml_collections.ConfigDict] = None,
+             step: Optional[int] = None) -> Run:
+  """The run in `workdir` at its `which` checkpoint ('best' falls back to 'latest'; `step`:
+  that saved step of `which`).
 
   `config` (default: the run's saved config.json) may change settings that do not change
   the model, such as the eval or sampler settings of `dfflows.evaluate`'s command line; a
@@ -73,6 +78,6 @@ def load_run(workdir: str, which: str = 'best',
   elif os.path.isdir(workdir):  # (`restore_params` names a missing workdir.)
     config_checks.check_same_model(config, workdir)
   model = build_model(config)
-  fields, step = restore_params(workdir, config.train.keep_checkpoints, which)
-  return Run(config, model, fields['params'], fields['ema_params'], step,
+  fields, saved = restore_params(workdir, config.train.keep_checkpoints, which, step)
+  return Run(config, model, fields['params'], fields['ema_params'], saved,
              rng.base_key(config.seed), jit_sample(model))
