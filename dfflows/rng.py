@@ -25,6 +25,7 @@ class Stream(enum.IntEnum):
   EXPERIMENT_ESTIMATES = 2**30 + 10  # experiments: draws of the one-sample bound estimate.
   FID_CLASSIFIER = 2**30 + 11  # The FID feature classifier's init and training steps.
   EXPERIMENT_LATENTS = 2**30 + 12  # experiments/latent_gaussian.py: dequantisation noise.
+  EXPERIMENT_LINEAR_DENOISER = 2**30 + 13  # experiments/linear_denoiser.py: latents, steps, bound.
 
 
 def base_key(seed: int) -> jax.Array:
