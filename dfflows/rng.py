@@ -18,7 +18,6 @@ class Stream(enum.IntEnum):
   EVAL_BPD = 2**30 + 2  # dfflows.evaluate: full-bound bits/dim.
   EVAL_SAMPLES = 2**30 + 3  # dfflows.evaluate: samples for timing, FID and the trajectory.
   EXPERIMENT_SAMPLES = 2**30 + 5  # experiments/sampling_steps.py.
-  EVAL_ODE = 2**30 + 6  # dfflows.evaluate: dequantisation and probes of the ODE NLL.
   EVAL_TRAJECTORY = 2**30 + 7  # dfflows.evaluate: the reverse trajectory strip.
   EVAL_EPS_MSE = 2**30 + 8  # dfflows.evaluate: t and noise of the one-sample eps-MSE.
   EXPERIMENT_BOUND = 2**30 + 9  # experiments: full-bound terms (batch i: fold_in(key, i)).

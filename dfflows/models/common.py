@@ -52,6 +52,14 @@ def check_model_input(x: jnp.ndarray, image_shape: Tuple[int, ...]) -> None:
     raise ValueError(f'Expected uint8 images with values in 0..255, got dtype {x.dtype}.')
 
 
+def eval_keys(key: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  """(dequantization key, key of every other draw) of an evaluation with `key`: every model
+  dequantizes with the first, so two models evaluated with one key see the same u, and their
+  paired difference carries no dequantization noise."""
+  k_deq, k_draws = jax.random.split(key)
+  return k_deq, k_draws
+
+
 def to_uint8(u: jnp.ndarray) -> jnp.ndarray:
   """Maps u in [0, 1) back to 8-bit pixels (floor(256 u), clipped)."""
   return jnp.clip(jnp.floor(u * 256.0), 0, 255).astype(jnp.uint8)

@@ -204,7 +204,7 @@ class DiffFlow:
 
   def eval_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """One-sample unbiased estimate of the bound in bits/dim, per example."""
-    k_deq, k_tn = jax.random.split(key)
+    k_deq, k_tn = common.eval_keys(key)
     z0, logdet = self.latent_and_logdet(params, x, k_deq)
     nats, _ = self.diffusion.one_sample_bound(self._unet_fn(params['unet'], False, k_tn), z0,
                                               k_tn, self.settings.t_sampling,
@@ -215,7 +215,7 @@ class DiffFlow:
   def full_bound_terms(self, params: Params, x: jnp.ndarray,
                        key: jax.Array) -> Dict[str, jnp.ndarray]:
     """Every term of the bound in nats per example (`HasBoundTerms`), with 'neg_logdet'."""
-    k_deq, k_bound = jax.random.split(key)
+    k_deq, k_bound = common.eval_keys(key)
     z0, logdet = self.latent_and_logdet(params, x, k_deq)
     model_fn = self._unet_fn(params['unet'], False, key)
     terms = self.diffusion.full_bound(model_fn, z0, k_bound,
@@ -293,7 +293,7 @@ class DiffFlow:
     and the solve's 'num_steps' and 'nfe' (network evaluations on the batch), broadcast to [B].
     Jittable with static num_probes and exact_trace.
     """
-    k_deq, k_probe = jax.random.split(key)
+    k_deq, k_probe = common.eval_keys(key)
     z0, logdet = self.latent_and_logdet(params, x, k_deq)
     out = ode.nll(self._ode_eps_fn(params['unet']), z0, k_probe, schedule=self.ode_schedule,
                   num_probes=num_probes, exact_trace=exact_trace, rtol=rtol, atol=atol)

@@ -63,8 +63,9 @@ class FlowOnly:
                   'prior_bpd': (prior / scale).mean()}
 
   def eval_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
-    """Exact bits/dim per example (one dequantisation sample)."""
-    return self.nll_terms(params, x, key)[0]
+    """Exact bits/dim per example (one dequantisation sample, `common.eval_keys(key)[0]`: a
+    DiffFlow evaluated with `key` sees the same u)."""
+    return self.nll_terms(params, x, common.eval_keys(key)[0])[0]
 
   full_bpd = eval_bpd
 

@@ -44,7 +44,8 @@ class Model(Protocol):
     """A cheap unbiased estimate (or the exact value) of the bits/dim, per example."""
 
   def full_bpd(self, params: Params, x: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
-    """The full bound (or exact NLL) in bits/dim, per example."""
+    """The full bound (or exact NLL) in bits/dim, per example; dequantized with
+    `common.eval_keys(key)[0]`, so models evaluated with one key are paired on the same u."""
 
   def sampling_plan(self, num_steps: int) -> SamplingPlan:
     """What `sample` does when asked for `num_steps` reverse steps."""

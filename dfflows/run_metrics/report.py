@@ -37,7 +37,9 @@ def save_trajectory(run: Run, path: str) -> None:
 
 def full_bound_key(base_key: jax.Array) -> jax.Array:
   """The key of the test full bound's draws (x_t per t, dequantization) of a run's base key:
-  it depends on the seed alone, so every run of a seed shares draw 0 (`eval.bound_draws`)."""
+  it depends on the seed alone, so every run of a seed shares draw 0 (`eval.bound_draws`).
+  The ODE NLL's batches use it too: every model dequantizes image batch i with the same u
+  (`models.common.eval_keys`), so a DiffFlow's ODE NLL minus its NSF's is paired on it."""
   return rng.stream(base_key, rng.Stream.EVAL_BPD)
 
 
@@ -65,7 +67,7 @@ def _likelihood(run: Run, test_images: np.ndarray) -> Dict[str, Any]:
                  ev.ode_examples, ev.ode_probes)
     result.update(likelihood.ode_bpd_summary(model, run.ema_params, test_images,
                                              ev.ode_examples, ev.batch_size, ev.ode_probes,
-                                             rng.stream(base, rng.Stream.EVAL_ODE)))
+                                             bpd_key))
   result.update(likelihood.real_pixel_fields(result, config.data))
   return result
 

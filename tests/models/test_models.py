@@ -140,7 +140,7 @@ def test_flow_only_nll_matches_scipy():
   params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), x), jax.random.PRNGKey(1), 0.05)
   key = jax.random.PRNGKey(4)
   bpd = jax.jit(model.eval_bpd)(params, x, key)
-  u = uniform_dequantize(key, x)
+  u = uniform_dequantize(jax.random.split(key)[0], x)  # The dequantization half of the key.
   z, logdet = model.flow.apply(params['flow'], u, method='forward')
   logp = stats.norm.logpdf(np.asarray(z, np.float64)).reshape(3, -1).sum(1) + np.asarray(logdet)
   d = 32 * 32
@@ -286,8 +286,7 @@ def test_control_variate_at_init_gives_the_flow_only_nll_image_for_image():
   params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
   flow_model = build_model(tiny_config('flow'))
   key = jax.random.PRNGKey(4)
-  k_deq = jax.random.split(key)[0]  # eval_bpd's dequantization key.
-  flow_bpd = flow_model.eval_bpd({'flow': params['flow']}, x, k_deq)
+  flow_bpd = flow_model.eval_bpd({'flow': params['flow']}, x, key)  # The same u (eval_keys).
   np.testing.assert_allclose(jax.jit(model.eval_bpd)(params, x, key), flow_bpd, rtol=1e-5)
   plain = build_model(tiny_config('diffflow'))
   assert float(jnp.max(jnp.abs(jax.jit(plain.eval_bpd)(params, x, key) - flow_bpd))) > 1e-3
@@ -295,7 +294,7 @@ def test_control_variate_at_init_gives_the_flow_only_nll_image_for_image():
   k_loss = jax.random.PRNGKey(6)
   g = jax.jit(jax.grad(lambda p: model.loss(p, x, k_loss)[0]))(params)['flow']
   k_deq_loss = jax.random.split(k_loss, 4)[0]
-  g_nsf = jax.jit(jax.grad(lambda p: jnp.mean(flow_model.eval_bpd(p, x, k_deq_loss))))(
+  g_nsf = jax.jit(jax.grad(lambda p: jnp.mean(flow_model.nll_terms(p, x, k_deq_loss)[0])))(
       {'flow': params['flow']})['flow']
   for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_nsf)):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
@@ -303,8 +302,8 @@ def test_control_variate_at_init_gives_the_flow_only_nll_image_for_image():
 
 def test_bound_control_variate_at_init_gives_the_flow_only_nll_image_for_image():
   """With `eval.bound_control_variate`, the DiffFlow at init has a full bound equal to the
-  flow-only exact NLL image for image, on the same dequantization; without it the draws of
-  x_t leave noise. The label says which estimate it is."""
+  flow-only exact NLL image for image when both are evaluated with one key (`eval_keys`: the
+  same u); without it the draws of x_t leave noise. The label says which estimate it is."""
   config = tiny_config('diffflow')
   config.eval.bound_control_variate = True
   model = build_model(config)
@@ -312,8 +311,7 @@ def test_bound_control_variate_at_init_gives_the_flow_only_nll_image_for_image()
   params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
   flow_model = build_model(tiny_config('flow'))
   key = jax.random.PRNGKey(4)
-  k_deq = jax.random.split(key)[0]  # full_bound_terms' dequantization key.
-  flow_bpd = flow_model.eval_bpd({'flow': params['flow']}, x, k_deq)
+  flow_bpd = flow_model.full_bpd({'flow': params['flow']}, x, key)
   np.testing.assert_allclose(jax.jit(model.full_bpd)(params, x, key), flow_bpd, rtol=1e-5)
   plain = build_model(tiny_config('diffflow'))
   assert float(jnp.max(jnp.abs(jax.jit(plain.full_bpd)(params, x, key) - flow_bpd))) > 1e-4
