@@ -17,7 +17,11 @@ the U-Net (`experiments.stage2 validate --control_variate`) does not, the U-Net 
 holds the prior back; if neither finds it, the bound's gradient does not, in these steps.
 
   python -m experiments.linear_denoiser --out linear_denoiser_s0 \
-      --workdir runs/w60lr/reach_ch16_s0 [--steps 8000] [--eval_at 1000,2000,4000,8000]
+      --workdir runs/w60lr/reach_ch16_s0 [--steps 8000] [--eval_at 1000,2000,4000,8000] \
+      [--objective l_simple]
+
+`--objective l_simple` trains it on Improved DDPM's L_simple instead (the eps-MSE at a
+uniform t: a weighting of the same terms, not the bound), still read with the bound.
 
 The workdir is a DiffFlow's (its diffusion, latent layout and EMA flow are used; its U-Net is
 not). Latents: one dequantization draw per image, the first `--num_fit` train images and the
@@ -40,6 +44,7 @@ from experiments import common, latent_gaussian
 
 Params = Dict[str, jnp.ndarray]
 BATCH = 32
+OBJECTIVES = ('bound', 'l_simple')
 
 
 def init_params(dims: int) -> Params:
@@ -60,9 +65,12 @@ def linear_model_fn(diffusion: GaussianDiffusion, params: Params):
 
 
 def train(diffusion: GaussianDiffusion, latents: np.ndarray, key: jax.Array, steps: int,
-          lr: float, eval_at: Tuple[int, ...], evaluate) -> Dict[int, Dict]:
-  """Adam (cosine to 0 over `steps`, 50 warm-up steps) on the one-sample bound with the
-  control variate; `evaluate(params)` at each step of `eval_at`."""
+          lr: float, eval_at: Tuple[int, ...], evaluate,
+          objective: str = 'bound') -> Dict[int, Dict]:
+  """Adam (cosine to 0 over `steps`, 50 warm-up steps) on `objective`: the one-sample bound
+  with the control variate, or L_simple; `evaluate(params)` at each step of `eval_at`."""
+  if objective not in OBJECTIVES:
+    raise ValueError(f'objective {objective!r} is not one of {OBJECTIVES}.')
   params = init_params(int(np.prod(latents.shape[1:])))
   schedule = optax.warmup_cosine_decay_schedule(0.0, lr, 50, steps)
   tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
@@ -70,8 +78,11 @@ def train(diffusion: GaussianDiffusion, latents: np.ndarray, key: jax.Array, ste
   data = jnp.asarray(latents)
 
   def loss(p, z0, k):
-    nats, _ = diffusion.one_sample_bound(linear_model_fn(diffusion, p), z0, k, 'importance',
-                                         vlb_weight=0.0, control_variate=True)
+    model_fn = linear_model_fn(diffusion, p)
+    if objective == 'l_simple':
+      return diffusion.training_losses(model_fn, z0, k, vlb_weight=0.0)['l_simple'].mean()
+    nats, _ = diffusion.one_sample_bound(model_fn, z0, k, 'importance', vlb_weight=0.0,
+                                         control_variate=True)
     return nats.mean()
 
   @jax.jit
@@ -111,6 +122,7 @@ def main():
   parser.add_argument('--steps', type=int, default=8000)
   parser.add_argument('--eval_at', default='1000,2000,4000,8000')
   parser.add_argument('--lr', type=float, default=2e-3)
+  parser.add_argument('--objective', choices=OBJECTIVES, default='bound')
   parser.add_argument('--num_fit', type=int, default=54000)
   parser.add_argument('--num_examples', type=int, default=512)
   args = parser.parse_args()
@@ -143,14 +155,16 @@ def main():
     print(f"closed-form {name} Gaussian: {r['gain']:+.4f} +- {r['stderr']:.4f}", flush=True)
   eval_at = tuple(int(s) for s in args.eval_at.split(','))
   readings = train(model.diffusion, fit, k_train, args.steps, args.lr, eval_at,
-                   lambda p: reading(full_bound_gain(model.diffusion, p, held, k_eval)))
+                   lambda p: reading(full_bound_gain(model.diffusion, p, held, k_eval)),
+                   args.objective)
   print('| linear denoiser, steps | validation bound minus N(0, I), per real pixel |')
   print('|---:|---|')
   for s, r in readings.items():
     print(f"| {s} | {r['gain']:+.4f} +- {r['stderr']:.4f} |")
   common.write_json(args.out, {
       'workdir': args.workdir, 'num_fit': args.num_fit, 'num_examples': args.num_examples,
-      'lr': args.lr, 'batch': BATCH, 'steps': args.steps, 'closed_form': closed,
+      'lr': args.lr, 'batch': BATCH, 'steps': args.steps, 'objective': args.objective,
+      'closed_form': closed,
       'linear_denoiser': {str(s): r for s, r in readings.items()},
       'unit': 'bits per real pixel, minus the exact NLL under N(0, I), paired',
       'machine': machine.describe(), 'commit': machine.git_commit()})

@@ -3,6 +3,7 @@ training against the exact KL of Gaussian latents."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dfflows.diffusion import schedules
 from dfflows.diffusion.gaussian_diffusion import GaussianDiffusion
@@ -34,7 +35,8 @@ def test_with_a_s_and_s_squared_it_is_the_exact_gaussian_eps_to_third_order():
     np.testing.assert_allclose(out[i, ..., :3].ravel(), exact, atol=5e-4)
 
 
-def test_training_finds_most_of_a_correlated_gaussians_kl():
+@pytest.mark.parametrize('objective', linear_denoiser.OBJECTIVES)
+def test_training_finds_most_of_a_correlated_gaussians_kl(objective):
   """Trained on z0 ~ N(0, I + S), its held-out full bound is below -log N(z0; 0, I) by at
   least half of KL(N(0, I + S) || N(0, I)) and not by more than that KL (the exact density's
   gain); at init the gain is 0 (to float rounding)."""
@@ -50,5 +52,5 @@ def test_training_finds_most_of_a_correlated_gaussians_kl():
   gain = lambda p: float(np.mean(linear_denoiser.full_bound_gain(diffusion, p, held, key)))
   assert abs(gain(linear_denoiser.init_params(4))) < 1e-6
   readings = linear_denoiser.train(diffusion, fit, jax.random.PRNGKey(1), 1500, 1e-2, (1500,),
-                                   lambda p: {'gain': gain(p), 'stderr': 0.0})
+                                   lambda p: {'gain': gain(p), 'stderr': 0.0}, objective)
   assert -kl - 0.02 < readings[1500]['gain'] < -0.5 * kl
