@@ -10,7 +10,12 @@ It also splits each DiffFlow's pooled difference into the flow's part (its flow 
 NSF's N(0, I) prior, an exact NLL, minus the NSF) and the diffusion prior's part (the full
 bound minus that flow alone), with the same draws' keys:
 
-  python -m experiments.bound_draws --out NAME --nsf WORKDIR --run NAME=WORKDIR [--draws 4]
+  python -m experiments.bound_draws --out NAME --nsf WORKDIR --run NAME=WORKDIR [--draws 4] \
+      [--control_variate]
+
+`--control_variate` reads each DiffFlow's full bound with the bound's Gaussian control variate
+(`eval.bound_control_variate`): the same expectation, and its prior's part without the noise
+of the draws of x_t while the prior is near N(0, I).
 """
 from typing import Any, Dict
 
@@ -65,6 +70,7 @@ def main():
   parser.add_argument('--draws', type=int, default=4)
   parser.add_argument('--num_examples', type=int, default=256)
   parser.add_argument('--batch_size', type=int, default=64)
+  parser.add_argument('--control_variate', action='store_true')
   args = parser.parse_args()
   print(f'{machine.describe()}; commit {machine.git_commit()}')
   nsf = run_lib.load_run(args.nsf, 'best')
@@ -76,7 +82,7 @@ def main():
   rows = {}
   for spec in args.run:
     name, workdir = spec.split('=', 1)
-    run = run_lib.load_run(workdir, 'best')
+    run = common.load_run(workdir, 'best', bound_control_variate=args.control_variate)
     bound = run_draws(run, images, args.num_examples, args.batch_size, args.draws)
     r = rows[name] = {'workdir': workdir, 'step': run.step, **paired(factor * (bound - base))}
     for d, row in enumerate(r['per_draw']):
@@ -93,6 +99,7 @@ def main():
             f"{r['prior_part']['mean']:+.4f} +- {r['prior_part']['stderr']:.4f} |", flush=True)
   common.write_json(args.out, {
       'nsf': args.nsf, 'nsf_step': nsf.step, 'draws': args.draws,
+      'bound_control_variate': args.control_variate,
       'num_examples': args.num_examples, 'rows': rows, 'machine': machine.describe(),
       'commit': machine.git_commit()})
 

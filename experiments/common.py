@@ -3,13 +3,14 @@ import argparse
 import json
 import os
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import jax
 import numpy as np
 
 from dfflows import rng, train, visualize
 from dfflows.metrics.bpd import per_real_pixel
+from dfflows.training import run as run_lib
 from dfflows.training.run import Run, saved_config
 
 
@@ -17,6 +18,15 @@ def real_pixel_factor(workdir: str) -> float:
   """Bits per model dim -> bits per real (unpadded) pixel for the run in `workdir`: the
   model's dims over the real pixels (1024 / 784 for MNIST zero-padded to 32x32)."""
   return per_real_pixel(1.0, saved_config(workdir).data)
+
+
+def load_run(workdir: str, which: str, step: Optional[int] = None,
+             bound_control_variate: bool = False) -> Run:
+  """The run in `workdir` at its `which` checkpoint (or saved `step`), its full bound read with
+  the Gaussian control variate if `bound_control_variate` (`eval.bound_control_variate`)."""
+  config = saved_config(workdir)
+  config.eval.bound_control_variate = bound_control_variate
+  return run_lib.load_run(workdir, which, config, step)
 
 
 def estimator_draws(run: Run, images: np.ndarray, draws: int) -> np.ndarray:

@@ -42,7 +42,6 @@ from dfflows import machine, rng
 from dfflows.data import input_pipeline
 from dfflows.metrics import stats
 from dfflows.run_metrics import likelihood
-from dfflows.training import run as run_lib
 from experiments import common
 
 
@@ -72,9 +71,7 @@ def validation_bpd(spec: str, num_examples: int, control_variate: bool = False) 
   """A run's full bound (EMA params; the latest checkpoint or WORKDIR@STEP's) on its first
   validation images, with the bound's Gaussian control variate if `control_variate`."""
   workdir, step = workdir_and_step(spec)
-  config = run_lib.saved_config(workdir)
-  config.eval.bound_control_variate = control_variate
-  run = run_lib.load_run(workdir, 'latest', config, step)
+  run = common.load_run(workdir, 'latest', step, control_variate)
   images, _ = input_pipeline.load_split(run.config.data, 'validation')
   key = rng.stream(run.base_key, rng.Stream.EXPERIMENT_BOUND)
   out = likelihood.full_bpd_summary(run.model, run.ema_params, images, num_examples,

@@ -6,7 +6,7 @@ from dfflows.data import input_pipeline
 from dfflows.models.build import build_model
 from dfflows.run_metrics import likelihood
 from dfflows.training import run as run_lib
-from experiments import bound_draws
+from experiments import bound_draws, common
 from tests.helpers import tiny_config
 
 
@@ -45,3 +45,19 @@ def test_flow_alone_is_the_flow_only_models_nll_of_the_diffflows_flow_with_the_n
   np.testing.assert_allclose(alone, direct, rtol=1e-6)
   bound = bound_draws.run_draws(run, images, 8, 8, draws=1)
   assert not np.allclose(alone[0], bound[0])  # The prior's part is not zero.
+
+
+def test_the_control_variate_reads_the_prior_with_less_noise(tiny_run):
+  """`common.load_run(..., bound_control_variate=True)` builds the DiffFlow whose full bound
+  has the control variate: its prior's part (the bound minus its flow alone, on the same u)
+  spreads far less over images than the plain bound's, its near-N(0, I) prior being read
+  without the draws of x_t."""
+  plain = common.load_run(tiny_run.workdir, 'best')
+  cv = common.load_run(tiny_run.workdir, 'best', bound_control_variate=True)
+  assert cv.model.settings.bound_control_variate
+  assert not plain.model.settings.bound_control_variate
+  images, _ = input_pipeline.load_split(plain.config.data, 'test')
+  alone = bound_draws.flow_alone_draws(plain, images, 8, 8, draws=1)[0]
+  spread = {name: np.std(bound_draws.run_draws(run, images, 8, 8, draws=1)[0] - alone)
+            for name, run in (('plain', plain), ('cv', cv))}
+  assert spread['cv'] < 0.1 * spread['plain']
