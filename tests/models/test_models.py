@@ -275,20 +275,26 @@ def test_diffflow_at_init_is_the_flow_with_a_gaussian_prior():
   assert abs(float(jnp.mean(diff_bpd - flow_bpd))) < 0.01
 
 
+def _at_init_with(setting: str):
+  """(a tiny DiffFlow with the boolean `setting` ('section.key') on, the same without it,
+  its params at init, 8 images, the flow-only model of its flow section, a key)."""
+  config = tiny_config('diffflow')
+  section, name = setting.split('.')
+  config[section][name] = True
+  model = build_model(config)
+  x = jnp.asarray(random_images(8))
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+  return (model, build_model(tiny_config('diffflow')), params, x, build_model(tiny_config('flow')),
+          jax.random.PRNGKey(4))
+
+
 def test_control_variate_at_init_gives_the_flow_only_nll_image_for_image():
   """With the Gaussian control variate, the DiffFlow at init (its reverse process exact for
   N(0, I)) estimates the flow-only NLL with no noise at all: each image's one-sample bound and
   the flow's gradient equal the NSF's on the same dequantization. Without it they do not."""
-  config = tiny_config('diffflow')
-  config.model.gaussian_control_variate = True
-  model = build_model(config)
-  x = jnp.asarray(random_images(8))
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-  flow_model = build_model(tiny_config('flow'))
-  key = jax.random.PRNGKey(4)
+  model, plain, params, x, flow_model, key = _at_init_with('model.gaussian_control_variate')
   flow_bpd = flow_model.eval_bpd({'flow': params['flow']}, x, key)  # The same u (eval_keys).
   np.testing.assert_allclose(jax.jit(model.eval_bpd)(params, x, key), flow_bpd, rtol=1e-5)
-  plain = build_model(tiny_config('diffflow'))
   assert float(jnp.max(jnp.abs(jax.jit(plain.eval_bpd)(params, x, key) - flow_bpd))) > 1e-3
   # The loss's flow gradient: the NSF's, given the loss's own dequantization key.
   k_loss = jax.random.PRNGKey(6)
@@ -304,16 +310,9 @@ def test_bound_control_variate_at_init_gives_the_flow_only_nll_image_for_image()
   """With `eval.bound_control_variate`, the DiffFlow at init has a full bound equal to the
   flow-only exact NLL image for image when both are evaluated with one key (`eval_keys`: the
   same u); without it the draws of x_t leave noise. The label says which estimate it is."""
-  config = tiny_config('diffflow')
-  config.eval.bound_control_variate = True
-  model = build_model(config)
-  x = jnp.asarray(random_images(8))
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-  flow_model = build_model(tiny_config('flow'))
-  key = jax.random.PRNGKey(4)
+  model, plain, params, x, flow_model, key = _at_init_with('eval.bound_control_variate')
   flow_bpd = flow_model.full_bpd({'flow': params['flow']}, x, key)
   np.testing.assert_allclose(jax.jit(model.full_bpd)(params, x, key), flow_bpd, rtol=1e-5)
-  plain = build_model(tiny_config('diffflow'))
   assert float(jnp.max(jnp.abs(jax.jit(plain.full_bpd)(params, x, key) - flow_bpd))) > 1e-4
   assert 'N(0, I)' in model.bpd_labels.full and 'N(0, I)' not in plain.bpd_labels.full
 
