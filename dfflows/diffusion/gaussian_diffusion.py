@@ -353,21 +353,22 @@ class GaussianDiffusion:
     if control_variate:
       self.check_control_variate()
 
-    def term(carry, t_scalar):
+    def term(reference, t_scalar):
+      """The model's KL at t, and the running sum of the N(0, I) process's (control variate)."""
       t = jnp.full((batch,), t_scalar, dtype=jnp.int32)
       noise = jax.random.normal(jax.random.fold_in(key, t_scalar), x0.shape, x0.dtype)
       x_t = self.q_sample(x0, t, noise)
       model_out = model_fn(x_t, self.model_timesteps(t))
-      vlb = self.vlb_term(model_out, x0, x_t, t)
-      reference = (self.vlb_term(self.standard_normal_out(x_t, t), x0, x_t, t)
-                   if control_variate else jnp.zeros_like(vlb))
-      return carry, (vlb, reference, self.l_simple(model_out, noise))
+      if control_variate:
+        reference = reference + self.vlb_term(self.standard_normal_out(x_t, t), x0, x_t, t)
+      return reference, (self.vlb_term(model_out, x0, x_t, t), self.l_simple(model_out, noise))
 
-    _, (vlb, reference, mse) = jax.lax.scan(term, None, jnp.arange(self.num_timesteps))
+    reference, (vlb, mse) = jax.lax.scan(term, jnp.zeros((batch,), x0.dtype),
+                                         jnp.arange(self.num_timesteps))
     prior = self.prior_kl(x0)
     total = jnp.sum(vlb, axis=0) + prior
-    if control_variate:
-      total = total - (jnp.sum(reference, axis=0) + prior) + standard_normal_nll(x0)
+    if control_variate:  # Minus the N(0, I) process's bound (the same prior KL), plus its value.
+      total = total - (reference + prior) + standard_normal_nll(x0)
     return dict(total_nats=total, prior_nats=prior, vlb_nats=vlb.T, mse=mse.T)
 
 
