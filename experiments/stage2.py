@@ -42,6 +42,7 @@ from dfflows import machine, rng
 from dfflows.data import input_pipeline
 from dfflows.metrics import stats
 from dfflows.run_metrics import likelihood
+from dfflows.training import checkpoints
 from experiments import common
 
 
@@ -82,6 +83,11 @@ def validation_bpd(spec: str, num_examples: int, control_variate: bool = False) 
 def validate(args) -> Dict:
   """The `validate` table: full bounds on validation images and paired differences."""
   runs = _named(args.run)
+  for name, spec in runs:  # Every spec checked before any run is evaluated.
+    workdir, step = workdir_and_step(spec)
+    if step is not None and step not in checkpoints.saved_steps(workdir):
+      raise ValueError(f'--run {name}={spec}: no checkpoint of step {step} in {workdir}; saved '
+                       f'steps: {checkpoints.saved_steps(workdir)}.')
   factor = common.real_pixel_factor(workdir_and_step(runs[0][1])[0])
   results = {name: validation_bpd(spec, args.num_examples, args.control_variate)
              for name, spec in runs}
