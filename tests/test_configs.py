@@ -4,6 +4,7 @@ import importlib
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -73,6 +74,10 @@ def test_two_stage_prior_warm_starts_from_a_kept_nsf_checkpoint(budget):
   assert 0 < prior.model.warm_start_step < last and prior.model.warm_start_step in kept
   assert (nsf.model.kind, prior.model.kind) == ('flow', 'diffflow')
   assert 0 < prior.optim.flow.lr_scale < 1
+  # The flow trains on at the NSF's own cosine rate at the branch (after its linear warm-up).
+  warmup, branch = nsf.optim.warmup_steps, prior.model.warm_start_step
+  nsf_rate = nsf.optim.lr * 0.5 * (1 + np.cos(np.pi * (branch - warmup) / (last - warmup)))
+  assert prior.optim.lr * prior.optim.flow.lr_scale == pytest.approx(nsf_rate, rel=0.02)
   # Stage 2 costs what the NSF's steps after the branch cost, at every budget.
   assert last == two_stage.NSF_STEPS * int(budget[1:] or 60) // 60
   assert prior.train.num_steps / (last - prior.model.warm_start_step) == pytest.approx(
