@@ -85,8 +85,10 @@ def validate(args) -> Dict:
   runs = _named(args.run)
   for name, spec in runs:  # Every spec checked before any run is evaluated.
     workdir, step = workdir_and_step(spec)
-    saved = checkpoints.saved_steps(workdir) if step is not None else []
-    if step is not None and step not in saved:
+    if step is None:
+      continue
+    saved = checkpoints.saved_steps(workdir)
+    if step not in saved:
       raise ValueError(f'--run {name}={spec}: no checkpoint of step {step} in {workdir}; saved '
                        f'steps: {saved}.')
   factor = common.real_pixel_factor(workdir_and_step(runs[0][1])[0])
